@@ -1,0 +1,99 @@
+# SPDX-License-Identifier: MIT
+# spoolmq: lib/libspool.a, one binary per bin/*.c, man pages, tests.
+# `make demo` and `make check` first run contrib/install-deps, which installs
+# what is missing (as root) or prints the apt-get line to run.
+
+VERSION   = 0.1.0
+PREFIX   ?= /usr/local
+BINDIR   ?= $(PREFIX)/bin
+SBINDIR  ?= $(PREFIX)/sbin
+MANDIR   ?= $(PREFIX)/share/man
+DESTDIR  ?=
+
+CC       ?= cc
+PKG_CONFIG ?= pkg-config
+CFLAGS   ?= -O2 -g
+WARN      = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-sign-compare
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DSPOOL_VERSION='"$(VERSION)"' -Ilib $(WARN) $(CFLAGS) $(SAN)
+LDFLAGS  ?=
+
+JANSSON_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags jansson 2>/dev/null)
+JANSSON_LIBS   ?= $(shell $(PKG_CONFIG) --libs jansson 2>/dev/null || echo -ljansson)
+CURL_CFLAGS    ?= $(shell $(PKG_CONFIG) --cflags libcurl 2>/dev/null)
+CURL_LIBS      ?= $(shell $(PKG_CONFIG) --libs libcurl 2>/dev/null || echo -lcurl)
+MHD_CFLAGS     ?= $(shell $(PKG_CONFIG) --cflags libmicrohttpd 2>/dev/null)
+MHD_LIBS       ?= $(shell $(PKG_CONFIG) --libs libmicrohttpd 2>/dev/null || echo -lmicrohttpd)
+
+LIB_SRCS := $(sort $(wildcard lib/*.c))
+LIB_OBJS := $(LIB_SRCS:.c=.o)
+LIB_HDRS := $(wildcard lib/*.h)
+CMDS     := $(patsubst %.c,%,$(sort $(wildcard bin/mq-*.c)))
+# which commands need which libraries (only these link them)
+JSON_CMDS  = bin/mq-peek bin/mq-stat bin/mq-relayd
+DAEMON_CMDS = bin/mq-relayd
+MAN1     := $(wildcard man/*.1)
+MAN5     := $(wildcard man/*.5)
+MAN7     := $(wildcard man/*.7)
+MAN8     := $(wildcard man/*.8)
+
+all: $(CMDS)
+
+lib/%.o: lib/%.c $(LIB_HDRS)
+	$(CC) $(ALL_CFLAGS) $(JANSSON_CFLAGS) -c -o $@ $<
+
+lib/libspool.a: $(LIB_OBJS)
+	rm -f $@
+	$(AR) rcs $@ $(LIB_OBJS)
+
+bin/%: bin/%.c lib/libspool.a $(LIB_HDRS)
+	$(CC) $(ALL_CFLAGS) $(if $(filter $@,$(JSON_CMDS)),$(JANSSON_CFLAGS)) \
+	    $(if $(filter $@,$(DAEMON_CMDS)),$(CURL_CFLAGS) $(MHD_CFLAGS)) \
+	    -o $@ $< lib/libspool.a $(LDFLAGS) \
+	    $(if $(filter $@,$(JSON_CMDS)),$(JANSSON_LIBS)) \
+	    $(if $(filter $@,$(DAEMON_CMDS)),$(CURL_LIBS) $(MHD_LIBS))
+
+deps:
+	@contrib/install-deps
+
+# The main job end to end on a throwaway spool.
+demo: deps
+	$(MAKE) all
+	@contrib/demo
+
+# Every test twice: a normal build, then one with ASan and UBSan.
+check: deps
+	$(MAKE) clean
+	$(MAKE) all CFLAGS='-O2 -g -Werror'
+	bats t
+	$(MAKE) clean
+	$(MAKE) all CFLAGS='-O1 -g -Werror -fno-omit-frame-pointer' \
+	    SAN='-fsanitize=address,undefined -fno-sanitize-recover=all'
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 bats t
+	$(MAKE) clean
+	$(MAKE) all
+
+bench: all
+	bench/run
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
+	    $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(MANDIR)/man8
+	install -m 755 $(filter-out $(DAEMON_CMDS),$(CMDS)) $(DESTDIR)$(BINDIR)
+	$(if $(filter $(DAEMON_CMDS),$(CMDS)),install -d $(DESTDIR)$(SBINDIR) && \
+	    install -m 755 $(filter $(DAEMON_CMDS),$(CMDS)) $(DESTDIR)$(SBINDIR))
+	install -m 644 $(MAN1) $(DESTDIR)$(MANDIR)/man1
+	install -m 644 $(MAN5) $(DESTDIR)$(MANDIR)/man5
+	install -m 644 $(MAN7) $(DESTDIR)$(MANDIR)/man7
+	$(if $(MAN8),install -m 644 $(MAN8) $(DESTDIR)$(MANDIR)/man8)
+
+fmt:
+	clang-format -i lib/*.c lib/*.h bin/*.c
+
+lint:
+	for m in man/*.[1578]; do mandoc -Tlint -W warning $$m; done
+
+clean:
+	rm -f lib/*.o lib/libspool.a $(CMDS)
+
+.PHONY: all deps demo check bench install fmt lint clean
+.DELETE_ON_ERROR:

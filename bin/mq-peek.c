@@ -1,0 +1,141 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mq-peek: look at a queue without claiming anything: one line per message
+ * in every state, or one whole message (like postcat).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static const char usage[] = "usage: mq-peek [-d dir] [-s state] [--json] queue [id]\n";
+
+struct ctx {
+	const char *id;    /* print this one message whole */
+	json_t *json;      /* --json: the array being built */
+	long n;
+	int64_t now;
+	char found[4096];
+};
+
+static int
+show(const struct spool_entry *en, void *arg)
+{
+	struct ctx *c = arg;
+	char age[32];
+	c->n++;
+	if (c->id) {
+		if (strcmp(en->id, c->id) != 0)
+			return 0;
+		snprintf(c->found, sizeof c->found, "%s", en->path);
+		return 1;
+	}
+	if (c->json) {
+		json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:I, s:s, s:s}", "state",
+		                      spool_state_name(en->state), "id", en->id, "attempts",
+		                      (json_int_t)en->attempts, "created", (json_int_t)(en->created / 1000),
+		                      "size", (json_int_t)en->body_size, "first_line", en->line, "path",
+		                      en->path);
+		if (!o)
+			cli_die(EX_SOFTWARE, "json: cannot encode %s", en->id);
+		if (en->state == SPOOL_DELAYED || en->state == SPOOL_READY)
+			json_object_set_new(o, "due", json_integer(en->t / 1000));
+		if (en->state == SPOOL_CLAIMED)
+			json_object_set_new(o, "lease_until", json_integer(en->t / 1000));
+		if (en->expires)
+			json_object_set_new(o, "expires", json_integer(en->expires / 1000));
+		if (*en->reason)
+			json_object_set_new(o, "dead_reason", json_string(en->reason));
+		json_array_append_new(c->json, o);
+		return 0;
+	}
+	printf("%-7s %s %5s %2u %8lld %s\n", spool_state_name(en->state), en->id,
+	       spool_fmt_age(c->now - en->created, age, sizeof age), en->attempts,
+	       (long long)en->body_size, *en->reason ? en->reason : en->line);
+	return 0;
+}
+
+static void
+cat(const char *path)
+{
+	char buf[65536];
+	ssize_t r;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		cli_die(errno == ENOENT ? EX_NOTFOUND : EX_IOERR, "open %s: %s", path, strerror(errno));
+	while ((r = read(fd, buf, sizeof buf)) > 0)
+		if (fwrite(buf, 1, (size_t)r, stdout) != (size_t)r)
+			cli_die(EX_IOERR, "write to stdout: %s", strerror(errno));
+	if (r < 0)
+		cli_die(EX_IOERR, "read %s: %s", path, strerror(errno));
+	close(fd);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"json", no_argument, NULL, 'J'}, CLI_LONG_HELP, {NULL, 0, NULL, 0}};
+	struct spool_err e = {0};
+	struct ctx c = {0};
+	const char *dir = NULL;
+	unsigned states = 0;
+	int json = 0, ch;
+
+	cli_init(argv[0], usage);
+	while ((ch = getopt_long(argc, argv, "d:hs:", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'd': dir = optarg; break;
+		case 'h': cli_usage(1);
+		case 'J': json = 1; break;
+		case 's': {
+			int k;
+			for (k = SPOOL_READY; k <= SPOOL_DONE; k++)
+				if (strcmp(optarg, spool_state_name(k)) == 0)
+					break;
+			if (k > SPOOL_DONE)
+				cli_die(EX_USAGE, "-s: unknown state '%s' (ready, delayed, claimed, dead, done)",
+				        optarg);
+			states |= 1u << k;
+			break;
+		}
+		case 'V': cli_version();
+		default: cli_usage(0);
+		}
+	}
+	argc -= optind, argv += optind;
+	if (argc < 1 || argc > 2)
+		cli_usage(0);
+	spool *sp;
+	spool_queue *q = cli_queue(&sp, dir, argv[0], 0);
+	if (argc == 2) {
+		c.id = argv[1];
+		if (!q || spool_list(q, states, 0, show, &c, &e) < 0)
+			cli_die(EX_NOTFOUND, "%s: no such message in queue %s", c.id, argv[0]);
+		if (!*c.found)
+			cli_die(EX_NOTFOUND, "%s: no such message in queue %s", c.id, argv[0]);
+		cat(c.found);
+		return fflush(stdout) == 0 ? 0 : EX_IOERR;
+	}
+	c.now = spool_now();
+	if (json)
+		c.json = json_array();
+	if (q && spool_list(q, states, SPOOL_LIST_PEEK, show, &c, &e) < 0)
+		cli_fail(&e);
+	if (json) {
+		if (json_dumpf(c.json, stdout, JSON_INDENT(2)) != 0)
+			cli_die(EX_IOERR, "write to stdout: %s", strerror(errno));
+		putchar('\n');
+		json_decref(c.json);
+	}
+	if (fflush(stdout) != 0)
+		cli_die(EX_IOERR, "write to stdout: %s", strerror(errno));
+	spool_queue_close(q);
+	spool_close(sp);
+	return c.n ? 0 : EX_NOTHING;
+}

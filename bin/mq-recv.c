@@ -1,0 +1,285 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mq-recv: claim the oldest due messages of a queue and deliver them: to
+ * stdout (then ack), as paths (-c, claim only), or to a command (-x).
+ * Waiting (-w, -f) sleeps on inotify and on a timer for the next delayed
+ * message or expiring lease, never by polling.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static const char usage[] =
+	"usage: mq-recv [-cf] [-d dir] [-n count] [-w sec] [-x cmd] queue\n";
+
+#define OUT_BATCH 64 /* messages written to stdout before their acks */
+
+static struct {
+	int claim_only;
+	const char *cmd;
+	int failed;       /* a handler failed, or a lease was lost */
+} opt;
+
+static volatile sig_atomic_t stop;
+
+static void
+on_signal(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+/* Bodies of held[] are in out; write them, then ack (never before). */
+static spool_msg *held[OUT_BATCH];
+static size_t nheld;
+static char *out;
+static size_t outlen, outcap;
+
+static void
+give_back_held(const char *why)
+{
+	struct spool_err e = {0};
+	for (size_t i = 0; i < nheld; i++) {
+		if (spool_nack(held[i], 0, why, &e) < 0)
+			cli_error(&e);
+		spool_msg_free(held[i]);
+	}
+	nheld = 0;
+}
+
+static void
+flush_out(void)
+{
+	struct spool_err e = {0};
+	size_t off = 0;
+	while (off < outlen) {
+		ssize_t w = write(1, out + off, outlen - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0) {
+			int err = errno;
+			give_back_held("output failed");
+			cli_die(EX_IOERR, "write to stdout: %s", strerror(err));
+		}
+		off += (size_t)w;
+	}
+	outlen = 0;
+	for (size_t i = 0; i < nheld; i++) {
+		if (spool_ack(held[i], &e) != 0) {
+			cli_error(&e);
+			opt.failed = 1;
+		}
+		spool_msg_free(held[i]);
+	}
+	nheld = 0;
+}
+
+static void
+to_stdout(spool_msg *m)
+{
+	struct spool_err e = {0};
+	for (;;) {
+		if (outcap - outlen < 65536) {
+			if (outlen >= 1 << 20 && nheld == 0) {
+				flush_out(); /* a big body: stream it; the ack still waits */
+				continue;
+			}
+			outcap = outcap ? outcap * 2 : 1 << 17;
+			if (!(out = realloc(out, outcap)))
+				cli_die(EX_OSERR, "out of memory");
+		}
+		ssize_t r = spool_msg_read(m, out + outlen, outcap - outlen, &e);
+		if (r < 0) {
+			give_back_held("read failed");
+			cli_fail(&e);
+		}
+		if (r == 0)
+			break;
+		outlen += (size_t)r;
+	}
+	held[nheld++] = m;
+	if (nheld == OUT_BATCH || outlen >= 1 << 20)
+		flush_out();
+}
+
+static void
+run(spool_msg *m)
+{
+	struct spool_err e = {0};
+	enum spool_outcome oc;
+	char desc[64];
+	const char *id = spool_msg_id(m);
+	char idbuf[32];
+	snprintf(idbuf, sizeof idbuf, "%s", id);
+
+	spool_job *j = spool_job_start(m, opt.cmd, &e);
+	if (!j)
+		cli_fail(&e);
+	for (;;) {
+		struct pollfd pfd = {spool_job_pidfd(j), POLLIN, 0};
+		int64_t tick = spool_job_next_tick(j), wait = -1;
+		if (tick) {
+			wait = tick - spool_now();
+			if (wait < 0)
+				wait = 0;
+			if (wait > INT_MAX)
+				wait = INT_MAX;
+		}
+		int r = poll(&pfd, 1, (int)wait);
+		if (r > 0)
+			break;
+		if (r < 0 && errno != EINTR)
+			cli_die(EX_OSERR, "poll: %s", strerror(errno));
+		if (spool_job_tick(j, &e) != 0)
+			cli_error(&e); /* lost: let it finish, the outcome says so */
+	}
+	if (spool_job_finish(j, 0, &oc, desc, sizeof desc, &e) != 0)
+		cli_fail(&e);
+	switch (oc) {
+	case SPOOL_ACKED:
+		break;
+	case SPOOL_RETRY:
+		cli_warn("%s: handler failed (%s): given back for a retry", idbuf, desc);
+		opt.failed = 1;
+		break;
+	case SPOOL_BURIED:
+		cli_warn("%s: handler failed (%s): moved to dead/", idbuf, desc);
+		opt.failed = 1;
+		break;
+	case SPOOL_LOST:
+		cli_warn("%s: lease lost while the handler ran (%s): it may run again", idbuf, desc);
+		opt.failed = 1;
+		break;
+	}
+	spool_job_free(j);
+}
+
+static void
+deliver(spool_msg *m)
+{
+	if (opt.cmd) {
+		run(m);
+	} else if (opt.claim_only) {
+		if (printf("%s\n", spool_msg_path(m)) < 0 || fflush(stdout) != 0) {
+			struct spool_err e = {0};
+			spool_nack(m, 0, "output failed", &e);
+			cli_die(EX_IOERR, "write to stdout: %s", strerror(errno));
+		}
+		spool_msg_free(m);
+	} else {
+		to_stdout(m);
+	}
+}
+
+static int
+ms_until(int64_t t)
+{
+	int64_t d = t - spool_now();
+	return d < 0 ? 0 : d > INT_MAX ? INT_MAX : (int)d;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {CLI_LONG_HELP, {NULL, 0, NULL, 0}};
+	struct spool_err e = {0};
+	const char *dir = NULL;
+	long want = 1;
+	int follow = 0, c;
+	int64_t wait = -1;
+
+	cli_init(argv[0], usage);
+	while ((c = getopt_long(argc, argv, "cd:fhn:w:x:", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c': opt.claim_only = 1; break;
+		case 'd': dir = optarg; break;
+		case 'f': follow = 1; break;
+		case 'h': cli_usage(1);
+		case 'n': want = cli_count("-n", optarg); break;
+		case 'w': wait = cli_duration("-w", optarg); break;
+		case 'x': opt.cmd = optarg; break;
+		case 'V': cli_version();
+		default: cli_usage(0);
+		}
+	}
+	argc -= optind, argv += optind;
+	if (argc != 1)
+		cli_usage(0);
+	if (opt.cmd && opt.claim_only)
+		cli_die(EX_USAGE, "-c and -x: give one");
+	if (follow)
+		want = 0;
+	int waiting = follow || wait >= 0;
+
+	spool *sp;
+	spool_queue *q = cli_queue(&sp, dir, argv[0], waiting ? SPOOL_CREATE : 0);
+	if (!q)
+		return EX_NOTHING; /* no such queue: nothing to receive */
+	signal(SIGPIPE, SIG_IGN);
+	struct sigaction sa = {.sa_handler = on_signal};
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+
+	/* watch before the first look, so nothing can arrive unseen in between */
+	spool_watch *w = NULL;
+	if (waiting && !(w = spool_watch_new(&e)))
+		cli_fail(&e);
+	if (w && spool_watch_add(w, q, &e) < 0)
+		cli_fail(&e);
+
+	int64_t deadline = wait >= 0 ? spool_now() + wait : 0;
+	long got = 0;
+	while (!stop && (want == 0 || got < want)) {
+		spool_msg *m;
+		int64_t next_due, next_lease;
+		int r = spool_claim(q, &m, &next_due, &e);
+		if (r < 0) {
+			give_back_held("claim failed");
+			cli_fail(&e);
+		}
+		if (r > 0) {
+			deliver(m);
+			got++;
+			continue;
+		}
+		if (nheld)
+			flush_out(); /* before sleeping, and before giving up */
+		/* nothing due: wait only when asked to, and (without -f) only for the first */
+		if (!waiting || (!follow && got > 0) || (deadline && spool_now() >= deadline))
+			break;
+		long taken = spool_reap(q, &next_lease, &e);
+		if (taken < 0)
+			cli_fail(&e);
+		if (taken > 0)
+			continue;
+		int64_t until = deadline;
+		if (next_due && (!until || next_due < until))
+			until = next_due;
+		if (next_lease && (!until || next_lease < until))
+			until = next_lease;
+		struct pollfd pfd = {spool_watch_fd(w), POLLIN, 0};
+		int pr = poll(&pfd, 1, until ? ms_until(until) : -1);
+		if (pr < 0 && errno != EINTR)
+			cli_die(EX_OSERR, "poll: %s", strerror(errno));
+		if (pr > 0 && spool_watch_read(w, NULL, NULL, &e) < 0)
+			cli_fail(&e);
+	}
+	if (nheld)
+		flush_out();
+	spool_watch_free(w);
+	spool_queue_close(q);
+	spool_close(sp);
+	free(out);
+	if (got == 0)
+		return EX_NOTHING;
+	return opt.failed ? EX_TEMPFAIL : 0;
+}

@@ -1,0 +1,232 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mq-send: stdin (or each FILE) becomes one message; with -l every line does.
+ * Exits 0 only once the messages are on disk and visible in new/.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static const char usage[] =
+	"usage: mq-send [-il] [-d dir] [-H 'Name: value'] [--id key [--strict]]\n"
+	"               [--delay dur | --at time] [--ttl dur] [--no-sync] queue [file ...]\n";
+
+#define LINE_BATCH 1000     /* lines per group commit at most */
+#define LINE_LINGER 1000    /* ms a line may wait for its commit at most */
+
+static int print_ids;
+
+static void
+commit(spool_batch *b, const char *key, int strict)
+{
+	struct spool_err e = {0};
+	const char *dup = NULL;
+	long n = spool_batch_commit(b, &dup, &e);
+	if (n < 0)
+		cli_fail(&e);
+	if (dup) {
+		if (print_ids)
+			printf("%s\n", dup);
+		cli_warn("duplicate of %s (key '%s' seen within the dedup window): not sent", dup, key);
+		exit(strict ? EX_DUPLICATE : 0);
+	}
+	for (long i = 0; print_ids && i < n; i++)
+		printf("%s\n", spool_batch_id(b, (size_t)i));
+	if (print_ids && fflush(stdout) != 0)
+		cli_die(EX_IOERR, "write ids: %s", strerror(errno));
+}
+
+static int
+open_input(const char *path)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		cli_die(errno == EACCES ? EX_NOPERM : EX_NOINPUT, "open %s: %s", path, strerror(errno));
+	if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode))
+		cli_die(EX_NOINPUT, "%s: is a directory", path);
+	return fd;
+}
+
+/* One message from fd. */
+static void
+whole(spool_batch *b, int fd, const char *what)
+{
+	struct spool_err e = {0};
+	if (spool_batch_begin(b, &e) != 0 || spool_batch_write_fd(b, fd, &e) != 0 ||
+	    spool_batch_end(b, &e) != 0) {
+		if (e.code == EX_IOERR && strncmp(e.msg, "read", 4) == 0)
+			cli_die(EX_NOINPUT, "read %s: %s", what, e.msg + 6);
+		cli_fail(&e);
+	}
+}
+
+static int64_t
+since(int64_t t)
+{
+	return spool_now() - t;
+}
+
+/*
+ * Every line one message.  A batch is committed when no more input is
+ * waiting, so a quiet log's line goes out at once and a busy one is batched
+ * by itself (the time one commit takes is the time the next batch gathers);
+ * LINE_BATCH and LINE_LINGER bound a batch when input never pauses.
+ */
+static void
+lines(spool_batch *b, int fd, const char *key, int strict)
+{
+	static char buf[1 << 18];
+	struct spool_err e = {0};
+	int open_msg = 0;
+	int64_t first = 0; /* when the oldest uncommitted line arrived */
+
+	for (;;) {
+		ssize_t r = read(fd, buf, sizeof buf);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			cli_die(EX_IOERR, "read: %s", strerror(errno));
+		}
+		if (r == 0)
+			break;
+		for (char *p = buf, *end = buf + r; p < end;) {
+			char *nl = memchr(p, '\n', (size_t)(end - p));
+			char *stop = nl ? nl + 1 : end;
+			if (!open_msg && spool_batch_begin(b, &e) != 0)
+				cli_fail(&e);
+			open_msg = 1;
+			if (spool_batch_write(b, p, (size_t)(stop - p), &e) != 0)
+				cli_fail(&e);
+			p = stop;
+			if (!nl)
+				break;
+			if (spool_batch_end(b, &e) != 0)
+				cli_fail(&e);
+			open_msg = 0;
+			if (!first)
+				first = spool_now();
+			if (spool_batch_pending(b) >= LINE_BATCH) {
+				commit(b, key, strict);
+				first = 0;
+			}
+		}
+		struct pollfd pfd = {fd, POLLIN, 0};
+		if (first && (poll(&pfd, 1, 0) == 0 || since(first) >= LINE_LINGER)) {
+			commit(b, key, strict);
+			first = 0;
+		}
+	}
+	if (open_msg && spool_batch_end(b, &e) != 0) /* a last line without newline */
+		cli_fail(&e);
+	commit(b, key, strict);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"at", required_argument, NULL, 'A'},
+		{"delay", required_argument, NULL, 'D'},
+		{"id", required_argument, NULL, 'K'},
+		{"no-sync", no_argument, NULL, 'N'},
+		{"strict", no_argument, NULL, 'S'},
+		{"ttl", required_argument, NULL, 'T'},
+		CLI_LONG_HELP,
+		{NULL, 0, NULL, 0},
+	};
+	struct spool_send_opts o = {0};
+	struct spool_err e = {0};
+	const char *dir = NULL, **hdrs = calloc((size_t)argc + 1, sizeof *hdrs);
+	int c, nh = 0, line_mode = 0, strict = 0;
+	int64_t delay = -1, at = -1;
+
+	cli_init(argv[0], usage);
+	if (!hdrs)
+		cli_die(EX_OSERR, "out of memory");
+	while ((c = getopt_long(argc, argv, "d:hH:il", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'A':
+			if ((at = spool_parse_time(optarg)) < 0)
+				cli_die(EX_USAGE, "--at: bad time '%s' (want @EPOCH or 2026-11-21T22:00:00Z)",
+				        optarg);
+			break;
+		case 'd': dir = optarg; break;
+		case 'D': delay = cli_duration("--delay", optarg); break;
+		case 'h': cli_usage(1);
+		case 'H':
+			if (spool_header_check(optarg, &e) != 0)
+				cli_fail(&e);
+			hdrs[nh++] = optarg;
+			break;
+		case 'i': print_ids = 1; break;
+		case 'K': o.key = optarg; break;
+		case 'l': line_mode = 1; break;
+		case 'N': o.nosync = 1; break;
+		case 'S': strict = 1; break;
+		case 'T':
+			if ((o.ttl = cli_duration("--ttl", optarg)) == 0)
+				cli_die(EX_USAGE, "--ttl: must be more than 0");
+			break;
+		case 'V': cli_version();
+		default: cli_usage(0);
+		}
+	}
+	argc -= optind, argv += optind;
+	if (argc < 1)
+		cli_usage(0);
+	if (delay >= 0 && at >= 0)
+		cli_die(EX_USAGE, "--delay and --at: give one");
+	if (o.key && (line_mode || argc > 2))
+		cli_die(EX_USAGE, "--id: one key names one message (not with -l or several files)");
+	if (o.key && (!*o.key || strlen(o.key) > 200))
+		cli_die(EX_USAGE, "--id: key must be 1 to 200 bytes");
+	if (strict && !o.key)
+		cli_die(EX_USAGE, "--strict goes with --id");
+	o.headers = hdrs;
+	o.due = at >= 0 ? at : delay > 0 ? spool_now() + delay : 0;
+
+	/* inputs first: an unreadable FILE must stop us before anything is written */
+	int *fds = calloc((size_t)argc, sizeof *fds);
+	if (!fds)
+		cli_die(EX_OSERR, "out of memory");
+	for (int i = 1; i < argc; i++)
+		fds[i] = strcmp(argv[i], "-") == 0 ? 0 : open_input(argv[i]);
+
+	spool *sp;
+	spool_queue *q = cli_queue(&sp, dir, argv[0], SPOOL_CREATE);
+	if (!q)
+		cli_die(EX_CANTCREAT, "cannot open queue %s", argv[0]);
+	spool_batch *b = spool_batch_new(q, &o, &e);
+	if (!b)
+		cli_fail(&e);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (line_mode) {
+		if (argc == 1)
+			lines(b, 0, o.key, strict);
+		for (int i = 1; i < argc; i++)
+			lines(b, fds[i], o.key, strict);
+	} else {
+		if (argc == 1)
+			whole(b, 0, "stdin");
+		for (int i = 1; i < argc; i++)
+			whole(b, fds[i], argv[i]);
+		commit(b, o.key, strict);
+	}
+	spool_batch_free(b);
+	spool_queue_close(q);
+	spool_close(sp);
+	free(fds);
+	free(hdrs);
+	return 0;
+}

@@ -1,0 +1,382 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * claim.c: the state changes of a message after it was sent, each one rename
+ * (spool-layout.md, "State changes"): claim new/ -> cur/, extend within cur/,
+ * ack (unlink, or rename to done/), nack cur/ -> new/, bury into dead/, and
+ * taking back leases that expired.  Whoever renames first wins; the loser sees
+ * ENOENT, which is how "lease lost" is detected without any lock.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "spool_priv.h"
+
+#define TAKE_LEASE (60 * 1000) /* how long a burial may take before others may retry it */
+
+int64_t
+backoff_delay(const struct spool_config *c, unsigned attempt)
+{
+	int64_t d = c->backoff_first;
+	for (unsigned i = 1; i < attempt && d < c->backoff_cap; i++)
+		d *= 2;
+	if (d > c->backoff_cap)
+		d = c->backoff_cap;
+	/* "equal jitter": at least half the delay, so retries never bunch at 0 */
+	return d / 2 + random_below(d - d / 2 + 1);
+}
+
+static bool
+expired(const spool_queue *q, const struct spool_name *n, int64_t now)
+{
+	return (n->exp && n->exp <= now) ||
+	       (q->cfg.retention > 0 && ulid_time(n->id) + q->cfg.retention <= now);
+}
+
+/* Rename fromfd/from into cur/ under name n; 1 done, 0 gone (someone else), -1. */
+static int
+move_to_cur(spool_queue *q, int fromfd, const char *from, const struct spool_name *n,
+            spool_msg **out, struct spool_err *e)
+{
+	char to[NAME_LEN];
+	name_format(to, sizeof to, n);
+	if (renameat(fromfd, from, q->curfd, to) != 0) {
+		if (errno == ENOENT)
+			return 0;
+		return spool_fail_errno(e, errno, "rename %s to cur/%s", from, to);
+	}
+	if (!(*out = msg_new(q, n, e)))
+		return -1;
+	return 1;
+}
+
+/* Take a message for burial from new/ (expired) or cur/ (lease expired). */
+static int
+bury_from(spool_queue *q, int fromfd, const char *from, const struct spool_name *n,
+          const char *reason, const char *status, struct spool_err *e)
+{
+	struct spool_name cn = *n;
+	spool_msg *m = NULL;
+	cn.t = spool_now() + TAKE_LEASE;
+	int r = move_to_cur(q, fromfd, from, &cn, &m, e);
+	if (r <= 0)
+		return r;
+	r = spool_bury(m, reason, status, e);
+	spool_msg_free(m);
+	return r == 0 ? 1 : -1;
+}
+
+void
+spool_queue_rescan(spool_queue *q)
+{
+	q->ready.valid = false;
+}
+
+void
+spool_queue_arrived(spool_queue *q, const char *name)
+{
+	if (q->ready.valid)
+		list_insert(&q->ready, name);
+}
+
+int
+spool_claim(spool_queue *q, spool_msg **out, int64_t *next_due, struct spool_err *e)
+{
+	struct spool_list *l = &q->ready;
+	struct spool_name n;
+	bool rescanned = false;
+
+	*out = NULL;
+	if (next_due)
+		*next_due = 0;
+	if (!q->reaped && spool_reap(q, NULL, e) < 0)
+		return -1;
+	for (;;) {
+		if (!l->valid) {
+			if (list_scan(l, q->newfd, e) != 0)
+				return -1;
+			rescanned = true;
+		}
+		const char *name = list_peek(l);
+		if (!name) {
+			/* What was listed is used up; messages may have come since. */
+			if (rescanned || l->takes == 0)
+				return 0;
+			l->valid = false;
+			continue;
+		}
+		int64_t now = spool_now();
+		if (name_parse(name, &n) != 0) {
+			list_next(l); /* not a message: left alone */
+			continue;
+		}
+		if (n.t > now) {
+			if (next_due)
+				*next_due = n.t;
+			return 0;
+		}
+		if (expired(q, &n, now)) {
+			int r = bury_from(q, q->newfd, name, &n, "expired", NULL, e);
+			list_next(l);
+			if (r < 0)
+				return -1;
+			continue;
+		}
+		struct spool_name cn = n;
+		cn.t = now + q->cfg.lease;
+		cn.attempts = n.attempts + 1;
+		int r = move_to_cur(q, q->newfd, name, &cn, out, e);
+		list_next(l);
+		if (r != 0)
+			return r;
+		/* ENOENT: another consumer was faster; try the next one */
+	}
+}
+
+long
+spool_reap(spool_queue *q, int64_t *next_lease, struct spool_err *e)
+{
+	struct spool_list l = {0};
+	struct spool_name n;
+	int64_t now = spool_now(), next = 0;
+	long taken = 0;
+
+	q->reaped = true;
+	if (list_scan(&l, q->curfd, e) != 0)
+		return -1;
+	for (size_t i = 0; i < l.n; i++) {
+		if (name_parse(l.v[i], &n) != 0)
+			continue;
+		if (n.t > now) {
+			if (!next || n.t < next)
+				next = n.t;
+			continue;
+		}
+		int r;
+		if (q->cfg.max_attempts && n.attempts >= (unsigned)q->cfg.max_attempts) {
+			r = bury_from(q, q->curfd, l.v[i], &n, "max attempts", "lease expired", e);
+		} else {
+			struct spool_name nn = n;
+			char to[NAME_LEN];
+			nn.t = now + backoff_delay(&q->cfg, n.attempts);
+			name_format(to, sizeof to, &nn);
+			r = renameat(q->curfd, l.v[i], q->newfd, to) == 0 ? 1 :
+			    errno == ENOENT ? 0 : spool_fail_errno(e, errno, "rename cur/%s to new/%s", l.v[i], to);
+			if (r > 0)
+				spool_queue_arrived(q, to);
+		}
+		if (r < 0) {
+			list_clear(&l);
+			return -1;
+		}
+		taken += r;
+	}
+	list_clear(&l);
+
+	/* tmp/: files of producers that died; their mtime says when they last wrote */
+	if (list_scan(&l, q->tmpfd, e) == 0) {
+		for (size_t i = 0; i < l.n; i++) {
+			struct stat st;
+			if (fstatat(q->tmpfd, l.v[i], &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+			    (int64_t)st.st_mtim.tv_sec * 1000 + q->cfg.tmp_grace < now)
+				unlinkat(q->tmpfd, l.v[i], 0);
+		}
+		list_clear(&l);
+	}
+	q->next_lease = next;
+	if (next_lease)
+		*next_lease = next;
+	return taken;
+}
+
+spool_msg *
+spool_msg_find(spool_queue *q, const char *arg, struct spool_err *e)
+{
+	struct spool_name n;
+	const char *slash = strrchr(arg, '/');
+	if (slash) { /* a path printed by mq-recv -c: its name is the claim */
+		if (name_parse(slash + 1, &n) != 0)
+			return spool_fail(e, EX_USAGE, "%s: not a message file name", arg), NULL;
+		struct stat st;
+		if (fstatat(q->curfd, slash + 1, &st, 0) != 0)
+			return spool_fail(e, EX_NOTFOUND, "%s: not claimed (lease lost, or already finished)",
+			                  n.id), NULL;
+		return msg_new(q, &n, e);
+	}
+	if (strlen(arg) != ULID_LEN || !ulid_ok(arg))
+		return spool_fail(e, EX_USAGE, "'%.60s': not a message id or path", arg), NULL;
+	/* an id: whichever claim of it is in cur/ now */
+	struct spool_list l = {0};
+	if (list_scan(&l, q->curfd, e) != 0)
+		return NULL;
+	spool_msg *m = NULL;
+	for (size_t i = 0; i < l.n && !m; i++)
+		if (name_parse(l.v[i], &n) == 0 && strcmp(n.id, arg) == 0)
+			m = msg_new(q, &n, e);
+	list_clear(&l);
+	if (!m && e && e->code == 0)
+		spool_fail(e, EX_NOTFOUND, "%s: not claimed in queue %s", arg, q->name);
+	return m;
+}
+
+static int
+lost(spool_msg *m, struct spool_err *e)
+{
+	return spool_fail(e, EX_NOTFOUND, "%s: lease lost: someone else may have it now", m->n.id);
+}
+
+int
+spool_ack(spool_msg *m, struct spool_err *e)
+{
+	spool_queue *q = m->q;
+	if (m->done)
+		return 0;
+	if (q->cfg.keep_acked > 0) {
+		int fd = subdir_fd(q, "done", e);
+		if (fd < 0)
+			return -1;
+		struct spool_name dn = m->n;
+		char to[NAME_LEN];
+		dn.t = spool_now();
+		name_format(to, sizeof to, &dn);
+		if (renameat(q->curfd, m->name, fd, to) != 0)
+			return errno == ENOENT ? lost(m, e) :
+			       spool_fail_errno(e, errno, "rename cur/%s to done/%s", m->name, to);
+	} else if (unlinkat(q->curfd, m->name, 0) != 0) {
+		return errno == ENOENT ? lost(m, e) : spool_fail_errno(e, errno, "unlink cur/%s", m->name);
+	}
+	m->done = true;
+	return 0;
+}
+
+int
+spool_nack(spool_msg *m, int64_t delay, const char *why, struct spool_err *e)
+{
+	spool_queue *q = m->q;
+	if (q->cfg.max_attempts && m->n.attempts >= (unsigned)q->cfg.max_attempts)
+		return spool_bury(m, "max attempts", why, e) == 0 ? 1 : -1;
+	struct spool_name nn = m->n;
+	char to[NAME_LEN];
+	nn.t = spool_now() + (delay >= 0 ? delay : backoff_delay(&q->cfg, m->n.attempts));
+	name_format(to, sizeof to, &nn);
+	if (renameat(q->curfd, m->name, q->newfd, to) != 0)
+		return errno == ENOENT ? lost(m, e) :
+		       spool_fail_errno(e, errno, "rename cur/%s to new/%s", m->name, to);
+	m->done = true;
+	return 0;
+}
+
+int
+spool_extend(spool_msg *m, int64_t dur, struct spool_err *e)
+{
+	struct spool_name nn = m->n;
+	char to[NAME_LEN];
+	nn.t = spool_now() + dur;
+	name_format(to, sizeof to, &nn);
+	if (strcmp(to, m->name) == 0)
+		return 0;
+	if (renameat(m->q->curfd, m->name, m->q->curfd, to) != 0)
+		return errno == ENOENT ? lost(m, e) :
+		       spool_fail_errno(e, errno, "rename cur/%s to cur/%s", m->name, to);
+	if (msg_renamed(m, &nn) != 0)
+		return spool_fail_errno(e, ENOMEM, "extend");
+	return 0;
+}
+
+/* Copy all of src into dst from offset 0. */
+static int
+copy_fd(int src, int dst)
+{
+	off_t off = 0;
+	for (;;) {
+		ssize_t r = copy_file_range(src, &off, dst, NULL, 1 << 30, 0);
+		if (r == 0)
+			return 0;
+		if (r > 0)
+			continue;
+		if (errno != EXDEV && errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
+			return -1;
+		char buf[65536];
+		while ((r = pread(src, buf, sizeof buf, off)) > 0) {
+			if (write_all(dst, buf, (size_t)r) != 0)
+				return -1;
+			off += r;
+		}
+		return r < 0 ? -1 : 0;
+	}
+}
+
+/* A reason as one header value: control characters become spaces. */
+static void
+oneline(char *dst, size_t len, const char *src)
+{
+	size_t i = 0;
+	for (; src && src[i] && i + 1 < len; i++)
+		dst[i] = (unsigned char)src[i] < 0x20 ? ' ' : src[i];
+	dst[i] = '\0';
+}
+
+/*
+ * The dead letter is a new file: the reasons, then the message as it was.
+ * Written in tmp/, synced, renamed into dead/, and only then is the claim in
+ * cur/ removed, so a crash leaves the message in cur/ (retried) or in both
+ * (a duplicate dead letter), never nowhere.
+ */
+int
+spool_bury(spool_msg *m, const char *reason, const char *status, struct spool_err *e)
+{
+	spool_queue *q = m->q;
+	int64_t now = spool_now();
+	char date[40], hdr[1400], tmpname[NAME_LEN + 8], to[NAME_LEN];
+	int deadfd, fd = -1;
+
+	/* own it for the time the copy takes, so no reaper buries it twice */
+	if (spool_extend(m, TAKE_LEASE, e) != 0)
+		return -1;
+	if ((deadfd = subdir_fd(q, "dead", e)) < 0 || msg_open(m, e) != 0)
+		return -1;
+	struct spool_name dn = m->n;
+	dn.t = now;
+	name_format(to, sizeof to, &dn);
+	snprintf(tmpname, sizeof tmpname, "%s.dead", to);
+	char why[901], st[201];
+	oneline(why, sizeof why, reason);
+	oneline(st, sizeof st, status);
+	int n = snprintf(hdr, sizeof hdr, "Dead-Reason: %s\nDead-Date: %s\nDead-Attempts: %u\n", why,
+	                 spool_fmt_time(now, date, sizeof date), m->n.attempts);
+	if (*st)
+		n += snprintf(hdr + n, sizeof hdr - (size_t)n, "Dead-Status: %s\n", st);
+	fd = openat(q->tmpfd, tmpname, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+	if (fd < 0)
+		return spool_fail_errno(e, errno, "create %s/tmp/%s", q->path, tmpname);
+	if (write_all(fd, hdr, (size_t)n) != 0 || copy_fd(m->fd, fd) != 0 || fdatasync(fd) != 0) {
+		spool_fail_errno(e, errno, "write %s/tmp/%s", q->path, tmpname);
+		goto fail;
+	}
+	close(fd);
+	fd = -1;
+	while (renameat2(q->tmpfd, tmpname, deadfd, to, RENAME_NOREPLACE) != 0) {
+		if (errno != EEXIST) {
+			spool_fail_errno(e, errno, "rename tmp/%s to dead/%s", tmpname, to);
+			goto fail;
+		}
+		dn.t++; /* buried twice in one millisecond (replayed in between) */
+		name_format(to, sizeof to, &dn);
+	}
+	if (fsync_dir(deadfd) != 0)
+		return spool_fail_errno(e, errno, "fsync %s/dead", q->path);
+	if (unlinkat(q->curfd, m->name, 0) != 0 && errno != ENOENT)
+		return spool_fail_errno(e, errno, "unlink cur/%s", m->name);
+	m->done = true;
+	return 0;
+fail:
+	if (fd >= 0)
+		close(fd);
+	unlinkat(q->tmpfd, tmpname, 0);
+	return -1;
+}

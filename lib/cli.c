@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: MIT */
+/* cli.c: the commands' shared diagnostics and operand handling (see cli.h). */
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+const char *prog = "mq";
+static const char *usage_text;
+
+static void
+warn_hook(const char *msg)
+{
+	fprintf(stderr, "%s: warning: %s\n", prog, msg);
+}
+
+void
+cli_init(char *argv0, const char *usage)
+{
+	const char *slash = strrchr(argv0, '/');
+	prog = slash ? slash + 1 : argv0;
+	usage_text = usage;
+	spool_warn_hook = warn_hook;
+}
+
+void
+cli_die(int code, const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "%s: ", prog);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(code);
+}
+
+void
+cli_warn(const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "%s: ", prog);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+void
+cli_error(const struct spool_err *e)
+{
+	fprintf(stderr, "%s: %s\n", prog, e->msg);
+}
+
+void
+cli_fail(const struct spool_err *e)
+{
+	cli_error(e);
+	exit(e->code ? e->code : EX_SOFTWARE);
+}
+
+void
+cli_usage(int help)
+{
+	fprintf(help ? stdout : stderr, "%s", usage_text);
+	exit(help ? 0 : EX_USAGE);
+}
+
+void
+cli_version(void)
+{
+	printf("%s (spoolmq) %s\n", prog, SPOOL_VERSION);
+	exit(0);
+}
+
+int64_t
+cli_duration(const char *opt, const char *arg)
+{
+	int64_t d = spool_parse_duration(arg);
+	if (d < 0)
+		cli_die(EX_USAGE, "%s: bad duration '%s' (want e.g. 30s, 5m, 2h, 7d)", opt, arg);
+	return d;
+}
+
+long
+cli_count(const char *opt, const char *arg)
+{
+	char *end;
+	errno = 0;
+	long n = strtol(arg, &end, 10);
+	if (errno || end == arg || *end || n < 0)
+		cli_die(EX_USAGE, "%s: bad number '%s'", opt, arg);
+	return n;
+}
+
+spool_queue *
+cli_queue(spool **sp, const char *dir, const char *name, int flags)
+{
+	struct spool_err e = {0};
+	if (!spool_queue_name_ok(name))
+		cli_die(EX_USAGE, "bad queue name '%s': want 1-64 of A-Z a-z 0-9 . _ -, "
+		                  "not starting with . or -", name);
+	if (!(*sp = spool_open(dir, flags, &e))) {
+		if (e.code != EX_NOTFOUND)
+			cli_fail(&e);
+		return NULL;
+	}
+	spool_queue *q = spool_queue_open(*sp, name, flags, &e);
+	if (!q && e.code != EX_NOTFOUND)
+		cli_fail(&e);
+	return q;
+}
+
+/* The first field of a line that is an id or a path (so mq-peek's output pipes in). */
+static char *
+operand(char *line)
+{
+	char *save, *tok, *first = NULL;
+	for (tok = strtok_r(line, " \t\n", &save); tok; tok = strtok_r(NULL, " \t\n", &save)) {
+		if (!first)
+			first = tok;
+		if (strchr(tok, '/') || strlen(tok) == 26)
+			return tok;
+	}
+	return first;
+}
+
+int
+cli_each(char **argv, int argc, cli_each_fn *fn, void *ctx)
+{
+	int worst = 0;
+	for (int i = 0; i < argc; i++) {
+		int rc;
+		if (strcmp(argv[i], "-") != 0) {
+			rc = fn(argv[i], ctx);
+			if (rc > worst)
+				worst = rc;
+			continue;
+		}
+		char *line = NULL;
+		size_t cap = 0;
+		while (getline(&line, &cap, stdin) > 0) {
+			char *op = operand(line);
+			if (op && (rc = fn(op, ctx)) > worst)
+				worst = rc;
+		}
+		free(line);
+	}
+	return worst;
+}

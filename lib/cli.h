@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cli.h: what every command in bin/ shares: diagnostics prefixed with the
+ * program name, usage and version, option values, and operands given as
+ * arguments or one per line on stdin ("-").  Only commands include this; the
+ * spool library itself never prints.
+ */
+#ifndef SPOOL_CLI_H
+#define SPOOL_CLI_H
+
+#include <stdint.h>
+#include <stdnoreturn.h>
+
+#include "spool.h"
+
+extern const char *prog;
+
+void cli_init(char *argv0, const char *usage);
+noreturn void cli_die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+noreturn void cli_fail(const struct spool_err *e);
+void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void cli_error(const struct spool_err *e); /* print, do not exit */
+/* usage to stderr and exit 64 (or to stdout and exit 0 for --help) */
+noreturn void cli_usage(int help);
+noreturn void cli_version(void);
+int64_t cli_duration(const char *opt, const char *arg);
+long cli_count(const char *opt, const char *arg);
+/* Open the spool and queue or die with the right code. */
+spool_queue *cli_queue(spool **sp, const char *dir, const char *name, int flags);
+/* fn for each operand; "-" reads operands from stdin, one per line (the
+ * first field of a line that looks like an id or a path).  Returns the worst
+ * exit code fn returned. */
+typedef int cli_each_fn(const char *arg, void *ctx);
+int cli_each(char **argv, int argc, cli_each_fn *fn, void *ctx);
+
+/* long options every command takes */
+#define CLI_LONG_HELP {"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, 'V'}
+
+#endif

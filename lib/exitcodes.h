@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * exitcodes.h: the one exit-status table of every command and man page.
+ * 0-3 are spoolmq's own; the rest are sysexits(3) so that callers such as
+ * cron, MTAs and systemd already know what they mean.
+ */
+#ifndef SPOOL_EXITCODES_H
+#define SPOOL_EXITCODES_H
+
+#include <sysexits.h>
+
+#define EX_DONE 0      /* done */
+#define EX_NOTHING 1   /* nothing to do: empty queue, wait timed out, nothing matched */
+#define EX_NOTFOUND 2  /* unknown id, or the lease was already lost */
+#define EX_DUPLICATE 3 /* mq-send --strict: the key was seen within the dedup window */
+/* EX_USAGE 64, EX_DATAERR 65, EX_NOINPUT 66, EX_CANTCREAT 73, EX_IOERR 74,
+ * EX_TEMPFAIL 75 (queue full, disk under its reserve or full), EX_NOPERM 77,
+ * EX_CONFIG 78: from <sysexits.h>. */
+
+#endif

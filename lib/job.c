@@ -1,0 +1,183 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * job.c: running a handler for one claimed message, the part mq-recv -x and
+ * mq-relayd share.  The child gets the body on stdin (its own descriptor of
+ * the file, positioned after the headers) and the message in its environment;
+ * the parent extends the lease while it runs and turns its exit status into
+ * ack, retry or bury (the qmail/fsq convention, spool-layout.md "Handlers").
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "spool_priv.h"
+
+struct spool_job {
+	spool_msg *m;
+	pid_t pid;
+	int pidfd;
+	int64_t next_tick; /* when the lease is next extended */
+	bool lost;         /* an extension failed: someone else took the message */
+};
+
+static void
+set_header_env(const char *h)
+{
+	char name[80] = "MQ_HDR_";
+	size_t k = strlen(name);
+	const char *colon = strchr(h, ':');
+	if (!colon)
+		return;
+	for (const char *p = h; p < colon && k + 1 < sizeof name; p++)
+		name[k++] = *p == '-' ? '_' : (*p >= 'a' && *p <= 'z' ? (char)(*p - 32) : *p);
+	name[k] = '\0';
+	const char *v = colon + 1;
+	while (*v == ' ')
+		v++;
+	setenv(name, v, 1);
+}
+
+static void
+child(spool_msg *m, int bodyfd, const char *cmd)
+{
+	char num[24];
+	sigset_t none;
+
+	/* the daemon may block signals for signalfd; a handler starts clean */
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	signal(SIGPIPE, SIG_DFL);
+	signal(SIGCHLD, SIG_DFL);
+	if (dup2(bodyfd, 0) < 0)
+		_exit(127);
+	setenv("MQ_ID", m->n.id, 1);
+	setenv("MQ_QUEUE", m->q->name, 1);
+	snprintf(num, sizeof num, "%u", m->n.attempts);
+	setenv("MQ_ATTEMPT", num, 1);
+	setenv("MQ_FILE", m->path, 1);
+	setenv("MQ_SPOOL", m->q->sp->root, 1);
+	if (m->headers)
+		for (char **h = m->headers; *h; h++)
+			set_header_env(*h);
+	execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+	_exit(127);
+}
+
+static int64_t
+tick_at(const spool_msg *m)
+{
+	/* extend when half the lease is left */
+	return m->n.t - m->q->cfg.lease / 2;
+}
+
+spool_job *
+spool_job_start(spool_msg *m, const char *cmd, struct spool_err *e)
+{
+	spool_job *j = calloc(1, sizeof *j);
+	int bodyfd = -1;
+	if (!j) {
+		spool_fail_errno(e, errno, "run handler");
+		goto fail;
+	}
+	j->m = m;
+	j->pidfd = -1;
+	if (!spool_msg_headers(m, e) || (bodyfd = spool_msg_body_fd(m, e)) < 0)
+		goto fail;
+	fflush(NULL);
+	j->pid = fork();
+	if (j->pid < 0) {
+		spool_fail_errno(e, errno, "fork");
+		goto fail;
+	}
+	if (j->pid == 0)
+		child(m, bodyfd, cmd);
+	close(bodyfd);
+	bodyfd = -1;
+	j->pidfd = (int)syscall(SYS_pidfd_open, j->pid, 0);
+	if (j->pidfd < 0) {
+		spool_fail_errno(e, errno, "pidfd_open");
+		kill(j->pid, SIGKILL);
+		waitpid(j->pid, NULL, 0);
+		goto fail;
+	}
+	fcntl(j->pidfd, F_SETFD, FD_CLOEXEC);
+	j->next_tick = tick_at(m);
+	return j;
+fail:
+	if (bodyfd >= 0)
+		close(bodyfd);
+	free(j);
+	spool_msg_free(m);
+	return NULL;
+}
+
+pid_t spool_job_pid(const spool_job *j) { return j->pid; }
+int spool_job_pidfd(const spool_job *j) { return j->pidfd; }
+const spool_msg *spool_job_msg(const spool_job *j) { return j->m; }
+int64_t spool_job_next_tick(const spool_job *j) { return j->lost ? 0 : j->next_tick; }
+
+int
+spool_job_tick(spool_job *j, struct spool_err *e)
+{
+	if (j->lost || spool_now() < j->next_tick)
+		return 0;
+	if (spool_extend(j->m, j->m->q->cfg.lease, e) != 0) {
+		if (e && e->code == EX_NOTFOUND)
+			j->lost = true;
+		return -1;
+	}
+	j->next_tick = tick_at(j->m);
+	return 0;
+}
+
+int
+spool_job_finish(spool_job *j, int timed_out, enum spool_outcome *out, char *desc, size_t desclen,
+                 struct spool_err *e)
+{
+	int st, r;
+	char buf[64];
+	if (!desc)
+		desc = buf, desclen = sizeof buf;
+	while ((r = waitpid(j->pid, &st, 0)) < 0 && errno == EINTR)
+		;
+	if (r < 0)
+		return spool_fail_errno(e, errno, "wait for handler %d", (int)j->pid);
+	int code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	if (timed_out)
+		snprintf(desc, desclen, "timeout");
+	else if (WIFEXITED(st))
+		snprintf(desc, desclen, "exit %d", code);
+	else
+		snprintf(desc, desclen, "signal %d", WTERMSIG(st));
+	*out = SPOOL_LOST;
+	if (j->lost)
+		return 0;
+	if (!timed_out && code == 0)
+		r = spool_ack(j->m, e), *out = SPOOL_ACKED;
+	else if (!timed_out && (code == 65 || code == 100))
+		r = spool_bury(j->m, "handler said bury", desc, e), *out = SPOOL_BURIED;
+	else if ((r = spool_nack(j->m, -1, desc, e)) >= 0)
+		*out = r == 1 ? SPOOL_BURIED : SPOOL_RETRY;
+	if (r < 0 && e && e->code == EX_NOTFOUND) {
+		*out = SPOOL_LOST;
+		return 0;
+	}
+	return r < 0 ? -1 : 0;
+}
+
+void
+spool_job_free(spool_job *j)
+{
+	if (!j)
+		return;
+	if (j->pidfd >= 0)
+		close(j->pidfd);
+	spool_msg_free(j->m);
+	free(j);
+}

@@ -1,0 +1,171 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * msg.c: a claimed message: its name in cur/, reading its header block and
+ * body.  The first block of the file is read once; a small message costs one
+ * open, one read and one close however it is used.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "spool_priv.h"
+
+#define HEAD_MAX 65536 /* the header block must fit in the first block */
+
+spool_msg *
+msg_new(spool_queue *q, const struct spool_name *n, struct spool_err *e)
+{
+	spool_msg *m = calloc(1, sizeof *m);
+	if (!m)
+		return spool_fail_errno(e, errno, "claim"), NULL;
+	m->q = q;
+	m->n = *n;
+	m->fd = -1;
+	name_format(m->name, sizeof m->name, n);
+	if (asprintf(&m->path, "%s/cur/%s", q->path, m->name) < 0) {
+		free(m);
+		return spool_fail_errno(e, ENOMEM, "claim"), NULL;
+	}
+	return m;
+}
+
+/* The message was renamed within cur/: keep name and path in step. */
+int
+msg_renamed(spool_msg *m, const struct spool_name *n)
+{
+	char *path;
+	char name[NAME_LEN];
+	name_format(name, sizeof name, n);
+	if (asprintf(&path, "%s/cur/%s", m->q->path, name) < 0)
+		return -1;
+	free(m->path);
+	m->path = path;
+	strcpy(m->name, name);
+	m->n = *n;
+	return 0;
+}
+
+void
+spool_msg_free(spool_msg *m)
+{
+	if (!m)
+		return;
+	if (m->fd >= 0)
+		close(m->fd);
+	if (m->headers)
+		for (char **h = m->headers; *h; h++)
+			free(*h);
+	free(m->headers);
+	free(m->head);
+	free(m->path);
+	free(m);
+}
+
+const char *spool_msg_id(const spool_msg *m) { return m->n.id; }
+const char *spool_msg_path(const spool_msg *m) { return m->path; }
+const char *spool_msg_name(const spool_msg *m) { return m->name; }
+unsigned spool_msg_attempt(const spool_msg *m) { return m->n.attempts; }
+int64_t spool_msg_lease(const spool_msg *m) { return m->n.t; }
+
+/* Open the file and read its first block; find where the body starts. */
+int
+msg_open(spool_msg *m, struct spool_err *e)
+{
+	if (m->head)
+		return 0;
+	if (m->fd < 0 && (m->fd = openat(m->q->curfd, m->name, O_RDONLY | O_CLOEXEC)) < 0) {
+		if (errno == ENOENT)
+			return spool_fail(e, EX_NOTFOUND, "%s: lease lost: no longer claimed", m->n.id);
+		return spool_fail_errno(e, errno, "open %s", m->path);
+	}
+	if (!(m->head = malloc(HEAD_MAX)))
+		return spool_fail_errno(e, errno, "read %s", m->path);
+	size_t got = 0;
+	ssize_t r;
+	while (got < HEAD_MAX && (r = read(m->fd, m->head + got, HEAD_MAX - got)) != 0) {
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return spool_fail_errno(e, errno, "read %s", m->path);
+		}
+		got += (size_t)r;
+		if (memmem(m->head, got, "\n\n", 2) || (got && m->head[0] == '\n'))
+			break;
+	}
+	m->headlen = got;
+	const char *end = got && m->head[0] == '\n' ? m->head - 1 : memmem(m->head, got, "\n\n", 2);
+	if (!end)
+		return spool_fail(e, EX_DATAERR, "%s: no end of the header block", m->path);
+	m->body_off = (off_t)(end + 2 - m->head);
+	m->rpos = m->body_off;
+	return 0;
+}
+
+ssize_t
+spool_msg_read(spool_msg *m, void *buf, size_t n, struct spool_err *e)
+{
+	if (msg_open(m, e) != 0)
+		return -1;
+	if (m->rpos < (off_t)m->headlen) {
+		size_t k = m->headlen - (size_t)m->rpos;
+		if (k > n)
+			k = n;
+		memcpy(buf, m->head + m->rpos, k);
+		m->rpos += (off_t)k;
+		return (ssize_t)k;
+	}
+	for (;;) {
+		ssize_t r = pread(m->fd, buf, n, m->rpos);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return spool_fail_errno(e, errno, "read %s", m->path);
+		m->rpos += r;
+		return r;
+	}
+}
+
+int
+spool_msg_body_fd(spool_msg *m, struct spool_err *e)
+{
+	if (msg_open(m, e) != 0)
+		return -1;
+	int fd = openat(m->q->curfd, m->name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return spool_fail_errno(e, errno, "open %s", m->path);
+	if (lseek(fd, m->body_off, SEEK_SET) < 0) {
+		close(fd);
+		return spool_fail_errno(e, errno, "seek %s", m->path);
+	}
+	return fd;
+}
+
+char *const *
+spool_msg_headers(spool_msg *m, struct spool_err *e)
+{
+	if (m->headers)
+		return m->headers;
+	if (msg_open(m, e) != 0)
+		return NULL;
+	size_t n = 0;
+	for (off_t i = 0; i < m->body_off; i++)
+		n += m->head[i] == '\n';
+	char **v = calloc(n + 1, sizeof *v);
+	if (!v)
+		return spool_fail_errno(e, errno, "read %s", m->path), NULL;
+	size_t k = 0;
+	for (const char *p = m->head, *end = m->head + m->body_off - 1; p < end;) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		if (!nl)
+			nl = end;
+		if (nl > p && !(v[k++] = strndup(p, (size_t)(nl - p))))
+			break;
+		p = nl + 1;
+	}
+	m->headers = v;
+	return v;
+}

@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * peek.c: listing a queue's messages in every state without touching them,
+ * for mq-peek, mq-stat and mq-replay.  Only here (and when asked) are files
+ * stat()ed or opened: scheduling never needs that.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "spool_priv.h"
+
+static const char *const state_names[] = {"ready", "delayed", "claimed", "dead", "done"};
+
+const char *
+spool_state_name(enum spool_state s)
+{
+	return state_names[s];
+}
+
+static int
+cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* First block: body size, first body line, latest Dead-Reason. */
+static void
+peek_file(int dirfd, const char *name, struct spool_entry *en)
+{
+	char buf[8192];
+	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	ssize_t r = pread(fd, buf, sizeof buf - 1, 0);
+	struct stat st;
+	if (r > 0 && fstat(fd, &st) == 0) {
+		buf[r] = '\0';
+		const char *end = buf[0] == '\n' ? buf - 1 : memmem(buf, (size_t)r, "\n\n", 2);
+		if (end) {
+			const char *body = end + 2;
+			en->body_size = st.st_size - (body - buf);
+			size_t k = 0;
+			for (const char *p = body; p < buf + r && *p != '\n' && k + 1 < sizeof en->line; p++)
+				en->line[k++] = (unsigned char)*p < 0x20 || *p == 0x7f ? '?' : *p;
+			en->line[k] = '\0';
+		}
+		if (strncmp(buf, "Dead-Reason: ", 13) == 0) {
+			size_t k = strcspn(buf + 13, "\n");
+			snprintf(en->reason, sizeof en->reason, "%.*s", (int)k, buf + 13);
+		}
+	}
+	close(fd);
+}
+
+static int
+list_dir(spool_queue *q, int dirfd, const char *sub, enum spool_state st0, int flags,
+         spool_entry_fn *fn, void *arg, struct spool_err *e)
+{
+	struct spool_list l = {0};
+	struct spool_name n;
+	struct spool_entry en;
+	char path[4096];
+	int64_t now = spool_now();
+	int rc = 0;
+
+	if (list_scan(&l, dirfd, e) != 0)
+		return -1;
+	qsort(l.v, l.n, sizeof *l.v, cmp);
+	for (size_t i = 0; i < l.n && rc == 0; i++) {
+		if (name_parse(l.v[i], &n) != 0)
+			continue;
+		memset(&en, 0, sizeof en);
+		en.state = st0 == SPOOL_READY && n.t > now ? SPOOL_DELAYED : st0;
+		memcpy(en.id, n.id, sizeof en.id);
+		en.attempts = n.attempts;
+		en.t = n.t;
+		en.created = ulid_time(n.id);
+		en.expires = n.exp;
+		en.size = en.body_size = -1;
+		en.name = l.v[i];
+		snprintf(path, sizeof path, "%s/%s/%s", q->path, sub, l.v[i]);
+		en.path = path;
+		if (flags & SPOOL_LIST_SIZE) {
+			struct stat sb;
+			if (fstatat(dirfd, l.v[i], &sb, 0) != 0)
+				continue; /* gone since the listing */
+			en.size = sb.st_size;
+		}
+		if (flags & SPOOL_LIST_PEEK)
+			peek_file(dirfd, l.v[i], &en);
+		rc = fn(&en, arg);
+	}
+	list_clear(&l);
+	return rc;
+}
+
+int
+spool_list(spool_queue *q, unsigned states, int flags, spool_entry_fn *fn, void *arg,
+           struct spool_err *e)
+{
+	if (!states)
+		states = ~0u;
+	int rc = 0;
+	if (states & (1u << SPOOL_READY | 1u << SPOOL_DELAYED))
+		rc = list_dir(q, q->newfd, "new", SPOOL_READY, flags, fn, arg, e);
+	if (!rc && (states & 1u << SPOOL_CLAIMED))
+		rc = list_dir(q, q->curfd, "cur", SPOOL_CLAIMED, flags, fn, arg, e);
+	const char *subs[] = {"dead", "done"};
+	enum spool_state sts[] = {SPOOL_DEAD, SPOOL_DONE};
+	for (int i = 0; i < 2 && !rc; i++) {
+		if (!(states & 1u << sts[i]))
+			continue;
+		int fd = openat(q->fd, subs[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0) {
+			if (errno == ENOENT)
+				continue;
+			return spool_fail_errno(e, errno, "open %s/%s", q->path, subs[i]);
+		}
+		rc = list_dir(q, fd, subs[i], sts[i], flags, fn, arg, e);
+		close(fd);
+	}
+	return rc;
+}

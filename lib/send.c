@@ -1,0 +1,500 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * send.c: writing messages.  Each message is written once into tmp/ under its
+ * final name and published with one rename into new/, after its data is on
+ * disk, so new/ never holds a partial file.  A batch (mq-send -l, several
+ * FILEs) shares one sync and one fsync of new/: group commit.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+#include <dirent.h>
+
+#include "spool_priv.h"
+
+#define BUF_SIZE 65536
+#define KEEP_FDS 4 /* up to this many messages per commit are fsynced one by one */
+
+struct pending {
+	char name[NAME_LEN];
+	int fd;          /* kept open for fsync, or -1 */
+	int64_t size;    /* whole file */
+};
+
+struct spool_batch {
+	spool_queue *q;
+	struct spool_send_opts o;
+	char *uhdr;      /* the user's -H lines, rendered once */
+	struct pending *v;
+	size_t n, cap;   /* ended, not yet committed */
+	size_t committed;  /* how many of v[] the last commit published */
+	bool use_syncfs;   /* more than KEEP_FDS pending: one syncfs instead */
+	/* the message being written */
+	bool open;
+	int fd;
+	struct spool_name cur;
+	char curname[NAME_LEN];
+	int64_t body;      /* body bytes so far */
+	int64_t total;     /* file bytes so far */
+	size_t buflen;
+	char buf[BUF_SIZE];
+};
+
+static const char *const reserved[] = {"Id", "Date", "Key", "Expires", NULL};
+
+int
+spool_header_check(const char *h, struct spool_err *e)
+{
+	const char *colon = strchr(h, ':');
+	size_t nlen = colon ? (size_t)(colon - h) : 0;
+	if (!colon || nlen == 0 || nlen > 64 || !isalpha((unsigned char)h[0]))
+		return spool_fail(e, EX_USAGE, "bad header '%.80s': want 'Name: value'", h);
+	for (size_t i = 0; i < nlen; i++)
+		if (!isalnum((unsigned char)h[i]) && h[i] != '-')
+			return spool_fail(e, EX_USAGE, "bad header name '%.*s': want A-Z a-z 0-9 -",
+			                  (int)nlen, h);
+	for (int i = 0; reserved[i]; i++)
+		if (strlen(reserved[i]) == nlen && strncasecmp(h, reserved[i], nlen) == 0)
+			return spool_fail(e, EX_USAGE, "header %.*s is set by mq-send itself", (int)nlen, h);
+	if (nlen >= 5 && strncasecmp(h, "Dead-", 5) == 0)
+		return spool_fail(e, EX_USAGE, "header %.*s is reserved for dead letters", (int)nlen, h);
+	const char *v = colon + 1;
+	if (strlen(v) > 998)
+		return spool_fail(e, EX_USAGE, "header %.*s: value over 998 bytes", (int)nlen, h);
+	for (; *v; v++)
+		if ((unsigned char)*v < 0x20 && *v != '\t')
+			return spool_fail(e, EX_USAGE, "header %.*s: control character in value",
+			                  (int)nlen, h);
+	return 0;
+}
+
+spool_batch *
+spool_batch_new(spool_queue *q, const struct spool_send_opts *o, struct spool_err *e)
+{
+	spool_batch *b = calloc(1, sizeof *b);
+	if (!b)
+		return spool_fail_errno(e, errno, "send"), NULL;
+	b->q = q;
+	b->fd = -1;
+	if (o)
+		b->o = *o;
+	size_t len = 1;
+	for (const char *const *h = b->o.headers; h && *h; h++) {
+		if (spool_header_check(*h, e) != 0) {
+			free(b);
+			return NULL;
+		}
+		len += strlen(*h) + 2;
+	}
+	if (!(b->uhdr = malloc(len))) {
+		free(b);
+		return spool_fail_errno(e, errno, "send"), NULL;
+	}
+	char *p = b->uhdr;
+	for (const char *const *h = b->o.headers; h && *h; h++) {
+		/* normalise "Name:value" and "Name:  value" to "Name: value" */
+		const char *colon = strchr(*h, ':'), *v = colon + 1;
+		while (*v == ' ' || *v == '\t')
+			v++;
+		p += sprintf(p, "%.*s: %s\n", (int)(colon - *h), *h, v);
+	}
+	*p = '\0';
+	b->o.headers = NULL; /* not owned: do not keep the caller's pointers */
+	return b;
+}
+
+static int
+flush(spool_batch *b, struct spool_err *e)
+{
+	if (b->buflen && write_all(b->fd, b->buf, b->buflen) != 0)
+		return spool_fail_errno(e, errno, "write %s/tmp/%s", b->q->path, b->curname);
+	b->buflen = 0;
+	return 0;
+}
+
+static int
+put(spool_batch *b, const void *p, size_t n, struct spool_err *e)
+{
+	b->total += (int64_t)n;
+	if (b->buflen + n > BUF_SIZE && flush(b, e) != 0)
+		return -1;
+	if (n >= BUF_SIZE)
+		return write_all(b->fd, p, n) == 0 ? 0 :
+		       spool_fail_errno(e, errno, "write %s/tmp/%s", b->q->path, b->curname);
+	memcpy(b->buf + b->buflen, p, n);
+	b->buflen += n;
+	return 0;
+}
+
+int
+spool_batch_begin(spool_batch *b, struct spool_err *e)
+{
+	int64_t now = spool_now();
+	char hdr[256], date[40];
+
+	if (b->open)
+		return spool_fail(e, EX_SOFTWARE, "send: message already open");
+	ulid_new(b->cur.id);
+	b->cur.t = b->o.due > now ? b->o.due : now;
+	b->cur.attempts = 0;
+	b->cur.exp = b->o.ttl > 0 ? now + b->o.ttl : 0;
+	name_format(b->curname, sizeof b->curname, &b->cur);
+	b->fd = openat(b->q->tmpfd, b->curname, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+	if (b->fd < 0)
+		return spool_fail_errno(e, errno, "create %s/tmp/%s", b->q->path, b->curname);
+	b->open = true;
+	b->body = b->total = 0;
+	b->buflen = 0;
+	int n = snprintf(hdr, sizeof hdr, "Id: %s\nDate: %s\n", b->cur.id,
+	                 spool_fmt_time(ulid_time(b->cur.id), date, sizeof date));
+	if (put(b, hdr, (size_t)n, e) != 0)
+		return -1;
+	if (b->o.key && (put(b, "Key: ", 5, e) != 0 || put(b, b->o.key, strlen(b->o.key), e) != 0 ||
+	                 put(b, "\n", 1, e) != 0))
+		return -1;
+	if (b->cur.exp) {
+		n = snprintf(hdr, sizeof hdr, "Expires: %s\n",
+		             spool_fmt_time(b->cur.exp, date, sizeof date));
+		if (put(b, hdr, (size_t)n, e) != 0)
+			return -1;
+	}
+	return put(b, b->uhdr, strlen(b->uhdr), e) != 0 ? -1 : put(b, "\n", 1, e);
+}
+
+int
+spool_batch_write(spool_batch *b, const void *p, size_t n, struct spool_err *e)
+{
+	if (!b->open)
+		return spool_fail(e, EX_SOFTWARE, "send: no message open");
+	b->body += (int64_t)n;
+	if (b->body > b->q->cfg.max_size)
+		return spool_fail(e, EX_DATAERR, "message over the size limit of queue %s (max-size %lld bytes)",
+		                  b->q->name, (long long)b->q->cfg.max_size);
+	return put(b, p, n, e);
+}
+
+int
+spool_batch_write_fd(spool_batch *b, int fd, struct spool_err *e)
+{
+	char buf[BUF_SIZE];
+	for (;;) {
+		ssize_t r = read(fd, buf, sizeof buf);
+		if (r == 0)
+			return 0;
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return spool_fail_errno(e, errno, "read");
+		}
+		if (spool_batch_write(b, buf, (size_t)r, e) != 0)
+			return -1;
+	}
+}
+
+static void
+drop_current(spool_batch *b)
+{
+	if (!b->open)
+		return;
+	close(b->fd);
+	unlinkat(b->q->tmpfd, b->curname, 0);
+	b->fd = -1;
+	b->open = false;
+}
+
+int
+spool_batch_end(spool_batch *b, struct spool_err *e)
+{
+	if (!b->open)
+		return spool_fail(e, EX_SOFTWARE, "send: no message open");
+	if (flush(b, e) != 0) {
+		drop_current(b);
+		return -1;
+	}
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 16;
+		struct pending *v = realloc(b->v, cap * sizeof *v);
+		if (!v) {
+			drop_current(b);
+			return spool_fail_errno(e, ENOMEM, "send");
+		}
+		b->v = v, b->cap = cap;
+	}
+	struct pending *p = &b->v[b->n++];
+	strcpy(p->name, b->curname);
+	p->size = b->total;
+	p->fd = b->fd;
+	/* Few messages: fsync each (cheap, touches nothing else).  Many: one
+	 * syncfs at commit, so the fds need not stay open. */
+	if (b->n > KEEP_FDS && !b->use_syncfs) {
+		b->use_syncfs = true;
+		for (size_t i = 0; i < b->n; i++)
+			if (b->v[i].fd >= 0)
+				close(b->v[i].fd), b->v[i].fd = -1;
+	}
+	if (b->use_syncfs && p->fd >= 0)
+		close(p->fd), p->fd = -1;
+	b->fd = -1;
+	b->open = false;
+	return 0;
+}
+
+size_t
+spool_batch_pending(const spool_batch *b)
+{
+	return b->n;
+}
+
+static void
+discard(spool_batch *b)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		if (b->v[i].fd >= 0)
+			close(b->v[i].fd);
+		unlinkat(b->q->tmpfd, b->v[i].name, 0);
+	}
+	b->n = 0;
+	b->use_syncfs = false;
+}
+
+/* Ready messages in new/, for max-length (only read when it is set). */
+static int64_t
+count_ready(spool_queue *q, struct spool_err *e)
+{
+	struct spool_list l = {0};
+	if (list_scan(&l, q->newfd, e) != 0)
+		return -1;
+	int64_t now = spool_now(), n = 0;
+	struct spool_name nm;
+	for (size_t i = 0; i < l.n; i++)
+		if (name_parse(l.v[i], &nm) == 0 && nm.t <= now)
+			n++;
+	list_clear(&l);
+	return n;
+}
+
+static int
+admit(spool_batch *b, struct spool_err *e)
+{
+	const struct spool_config *c = &b->q->cfg;
+	if (c->max_length > 0) {
+		int64_t n = count_ready(b->q, e);
+		if (n < 0)
+			return -1;
+		if (n + (int64_t)b->n > c->max_length)
+			return spool_fail(e, EX_TEMPFAIL, "queue %s is full (%lld ready, max-length %lld)",
+			                  b->q->name, (long long)n, (long long)c->max_length);
+	}
+	if (c->min_free > 0) {
+		struct statvfs vfs;
+		if (fstatvfs(b->q->newfd, &vfs) != 0)
+			return spool_fail_errno(e, errno, "statvfs %s", b->q->path);
+		int64_t free_b = (int64_t)vfs.f_bavail * (int64_t)vfs.f_frsize;
+		if (free_b < c->min_free)
+			return spool_fail(e, EX_TEMPFAIL,
+			                  "disk under its reserve for queue %s (%lld bytes free, min-free %lld)",
+			                  b->q->name, (long long)free_b, (long long)c->min_free);
+	}
+	return 0;
+}
+
+static int
+publish_one(spool_batch *b, const char *name, struct spool_err *e)
+{
+	spool_queue *q = b->q;
+	if (renameat2(q->tmpfd, name, q->newfd, name, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS)
+		return spool_fail_errno(e, errno, "rename tmp/%s to new/%s", name, name);
+	/* a filesystem without RENAME_NOREPLACE: link() refuses to replace too */
+	if (linkat(q->tmpfd, name, q->newfd, name, 0) != 0)
+		return spool_fail_errno(e, errno, "link tmp/%s to new/%s", name, name);
+	unlinkat(q->tmpfd, name, 0); /* a leftover is swept as stale, never delivered */
+	return 0;
+}
+
+/*
+ * The dedup marker ids/KEY (percent-encoded) holds the id first sent with
+ * KEY; its mtime is when.  Checked and written under flock(.lock), the one
+ * lock of the spool, so that concurrent producers of one key publish once.
+ */
+static void
+encode_key(const char *key, char *out, size_t len)
+{
+	size_t o = 0;
+	for (const unsigned char *k = (const unsigned char *)key; *k && o + 4 < len; k++) {
+		if (isalnum(*k) || ((*k == '.' || *k == '_' || *k == '-') && k != (const unsigned char *)key))
+			out[o++] = (char)*k;
+		else
+			o += (size_t)snprintf(out + o, len - o, "%%%02X", *k);
+	}
+	out[o] = '\0';
+}
+
+static int
+dedup_lock(spool_queue *q, struct spool_err *e)
+{
+	int fd = openat(q->fd, ".lock", O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+	if (fd < 0)
+		return spool_fail_errno(e, errno, "open %s/.lock", q->path);
+	while (flock(fd, LOCK_EX) != 0)
+		if (errno != EINTR) {
+			close(fd);
+			return spool_fail_errno(e, errno, "lock %s/.lock", q->path);
+		}
+	return fd;
+}
+
+static char dup_id[ULID_LEN + 1];
+
+static int
+dedup_seen(spool_queue *q, int idsfd, const char *enc)
+{
+	struct stat st;
+	int fd = openat(idsfd, enc, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	int seen = 0;
+	if (fstat(fd, &st) == 0) {
+		int64_t when = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+		if (when + q->cfg.dedup_window > spool_now()) {
+			ssize_t r = read(fd, dup_id, ULID_LEN);
+			dup_id[r > 0 ? r : 0] = '\0';
+			seen = 1;
+		}
+	}
+	close(fd);
+	return seen;
+}
+
+static int
+dedup_mark(spool_batch *b, int idsfd, const char *enc, struct spool_err *e)
+{
+	int fd = openat(idsfd, enc, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+	if (fd < 0)
+		return spool_fail_errno(e, errno, "create %s/ids/%s", b->q->path, enc);
+	int rc = write_all(fd, b->cur.id, ULID_LEN);
+	if (rc == 0 && !b->o.nosync)
+		rc = fsync(fd);
+	if (close(fd) != 0)
+		rc = -1;
+	if (rc == 0 && !b->o.nosync)
+		rc = fsync_dir(idsfd);
+	return rc == 0 ? 0 : spool_fail_errno(e, errno, "write %s/ids/%s", b->q->path, enc);
+}
+
+long
+spool_batch_commit(spool_batch *b, const char **dup_of, struct spool_err *e)
+{
+	spool_queue *q = b->q;
+	int lockfd = -1, idsfd = -1;
+	char enc[256];
+	long rc = -1;
+	size_t done = 0;
+
+	b->committed = 0;
+	if (dup_of)
+		*dup_of = NULL;
+	if (b->n == 0)
+		return 0;
+	if (admit(b, e) != 0)
+		goto out;
+	if (b->o.key) {
+		encode_key(b->o.key, enc, sizeof enc);
+		if (mkdirat(q->fd, "ids", 0777) != 0 && errno != EEXIST) {
+			spool_fail_errno(e, errno, "create %s/ids", q->path);
+			goto out;
+		}
+		if ((idsfd = openat(q->fd, "ids", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+			spool_fail_errno(e, errno, "open %s/ids", q->path);
+			goto out;
+		}
+		if ((lockfd = dedup_lock(q, e)) < 0)
+			goto out;
+		if (dedup_seen(q, idsfd, enc)) {
+			if (dup_of)
+				*dup_of = dup_id;
+			rc = 0;
+			goto out;
+		}
+	}
+	if (!b->o.nosync) {
+		if (b->use_syncfs) {
+			if (syncfs(q->tmpfd) != 0) {
+				spool_fail_errno(e, errno, "sync %s", q->path);
+				goto out;
+			}
+		} else {
+			for (size_t i = 0; i < b->n; i++)
+				if (fdatasync(b->v[i].fd) != 0) {
+					spool_fail_errno(e, errno, "fsync %s/tmp/%s", q->path, b->v[i].name);
+					goto out;
+				}
+		}
+	}
+	for (; done < b->n; done++)
+		if (publish_one(b, b->v[done].name, e) != 0)
+			goto out;
+	if (!b->o.nosync && fsync_dir(q->newfd) != 0) {
+		spool_fail_errno(e, errno, "fsync %s/new", q->path);
+		goto out;
+	}
+	if (b->o.key && dedup_mark(b, idsfd, enc, e) != 0) {
+		/* published and durable: the message stands, only dedup is weaker */
+		done = b->n;
+		goto out;
+	}
+	rc = (long)b->n;
+out:
+	if (rc < 0 && done < b->n) {
+		/* all or none: take back what was already published */
+		for (size_t i = 0; i < done; i++)
+			renameat(q->newfd, b->v[i].name, q->tmpfd, b->v[i].name);
+		discard(b);
+	} else {
+		for (size_t i = 0; i < b->n; i++)
+			if (b->v[i].fd >= 0)
+				close(b->v[i].fd), b->v[i].fd = -1;
+		if (rc == 0) /* a duplicate: drop it */
+			discard(b);
+		b->committed = rc > 0 ? b->n : 0;
+		b->n = 0;
+		b->use_syncfs = false;
+	}
+	if (lockfd >= 0)
+		close(lockfd);
+	if (idsfd >= 0)
+		close(idsfd);
+	return rc;
+}
+
+const char *
+spool_batch_id(const spool_batch *b, size_t i)
+{
+	if (i >= b->committed)
+		return NULL;
+	/* T.ID.A: the id starts after the time and its dot */
+	static char id[ULID_LEN + 1];
+	memcpy(id, b->v[i].name + TIME_DIGITS + 1, ULID_LEN);
+	id[ULID_LEN] = '\0';
+	return id;
+}
+
+void
+spool_batch_free(spool_batch *b)
+{
+	if (!b)
+		return;
+	drop_current(b);
+	discard(b);
+	free(b->v);
+	free(b->uhdr);
+	free(b);
+}

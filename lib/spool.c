@@ -1,0 +1,253 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * spool.c: finding the spool root and opening (or creating) queues.  A queue
+ * is a directory with tmp/, new/ and cur/; dead/, done/ and ids/ appear when
+ * first needed.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "spool_priv.h"
+
+/* mkdir -p of an absolute or relative path (the root only; queues are one level). */
+static int
+mkdirs(const char *path)
+{
+	char buf[PATH_MAX];
+	if (strlen(path) >= sizeof buf)
+		return errno = ENAMETOOLONG, -1;
+	strcpy(buf, path);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	return mkdir(buf, 0777) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+spool *
+spool_open(const char *dir, int flags, struct spool_err *e)
+{
+	char dflt[PATH_MAX];
+	if (!dir || !*dir)
+		dir = getenv("MQ_SPOOL");
+	if (!dir || !*dir) {
+		const char *x = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+		if (geteuid() == 0)
+			dir = "/var/spool/mq";
+		else if (x && *x == '/')
+			snprintf(dflt, sizeof dflt, "%s/mq", x), dir = dflt;
+		else if (home && *home)
+			snprintf(dflt, sizeof dflt, "%s/.local/state/mq", home), dir = dflt;
+		else
+			return spool_fail(e, EX_CONFIG, "no spool: set MQ_SPOOL or use -d"), NULL;
+	}
+	if ((flags & SPOOL_CREATE) && mkdirs(dir) != 0)
+		return spool_fail_errno(e, errno, "create spool %s", dir), NULL;
+
+	spool *sp = calloc(1, sizeof *sp);
+	if (!sp)
+		return spool_fail_errno(e, errno, "open spool"), NULL;
+	sp->fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (sp->fd < 0) {
+		int err = errno;
+		free(sp);
+		if (err == ENOENT)
+			return spool_fail(e, EX_NOTFOUND, "spool %s: no such directory", dir), NULL;
+		return spool_fail_errno(e, err, "open spool %s", dir), NULL;
+	}
+	if (!(sp->root = realpath(dir, NULL))) {
+		spool_fail_errno(e, errno, "resolve spool %s", dir);
+		spool_close(sp);
+		return NULL;
+	}
+	return sp;
+}
+
+void
+spool_close(spool *sp)
+{
+	if (!sp)
+		return;
+	close(sp->fd);
+	free(sp->root);
+	free(sp);
+}
+
+const char *
+spool_root(const spool *sp)
+{
+	return sp->root;
+}
+
+int
+spool_queue_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n < 1 || n > 64 || *s == '.' || *s == '-')
+		return 0;
+	return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+char **
+spool_queues(spool *sp, struct spool_err *e)
+{
+	int fd = dup(sp->fd);
+	DIR *d = fd < 0 ? NULL : fdopendir(fd);
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return spool_fail_errno(e, errno, "read spool %s", sp->root), NULL;
+	}
+	rewinddir(d);
+	size_t n = 0, cap = 16;
+	char **v = malloc(cap * sizeof *v);
+	struct dirent *de;
+	while (v && (de = readdir(d))) {
+		struct stat st;
+		if (!spool_queue_name_ok(de->d_name) ||
+		    fstatat(sp->fd, de->d_name, &st, 0) != 0 || !S_ISDIR(st.st_mode))
+			continue;
+		if (n + 2 > cap) {
+			char **nv = realloc(v, (cap *= 2) * sizeof *v);
+			if (!nv) {
+				spool_strv_free(v);
+				v = NULL;
+				break;
+			}
+			v = nv;
+		}
+		v[n] = strdup(de->d_name);
+		if (v[n])
+			v[++n] = NULL;
+	}
+	closedir(d);
+	if (!v)
+		return spool_fail_errno(e, ENOMEM, "read spool %s", sp->root), NULL;
+	v[n] = NULL;
+	qsort(v, n, sizeof *v, cmp_str);
+	return v;
+}
+
+void
+spool_strv_free(char **v)
+{
+	if (!v)
+		return;
+	for (char **p = v; *p; p++)
+		free(*p);
+	free(v);
+}
+
+static int
+open_sub(spool_queue *q, const char *sub, int create, struct spool_err *e)
+{
+	if (create && mkdirat(q->fd, sub, 0777) != 0 && errno != EEXIST)
+		return spool_fail_errno(e, errno, "create %s/%s", q->path, sub);
+	int fd = openat(q->fd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return spool_fail_errno(e, errno, "open %s/%s", q->path, sub);
+	return fd;
+}
+
+spool_queue *
+spool_queue_open(spool *sp, const char *name, int flags, struct spool_err *e)
+{
+	if (!spool_queue_name_ok(name))
+		return spool_fail(e, EX_USAGE,
+		                  "bad queue name '%s': want 1-64 of A-Z a-z 0-9 . _ -, "
+		                  "not starting with . or -", name), NULL;
+	spool_queue *q = calloc(1, sizeof *q);
+	if (!q)
+		return spool_fail_errno(e, errno, "open queue %s", name), NULL;
+	q->sp = sp;
+	q->fd = q->tmpfd = q->newfd = q->curfd = q->deadfd = q->donefd = -1;
+	strcpy(q->name, name);
+	if (asprintf(&q->path, "%s/%s", sp->root, name) < 0) {
+		q->path = NULL;
+		goto oom;
+	}
+	int create = flags & SPOOL_CREATE;
+	if (create && mkdirat(sp->fd, name, 0777) != 0 && errno != EEXIST) {
+		spool_fail_errno(e, errno, "create queue %s", q->path);
+		goto fail;
+	}
+	q->fd = openat(sp->fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (q->fd < 0) {
+		if (errno == ENOENT)
+			spool_fail(e, EX_NOTFOUND, "queue %s: no such queue", name);
+		else
+			spool_fail_errno(e, errno, "open queue %s", q->path);
+		goto fail;
+	}
+	/* new/ last: a consumer that sees new/ may rely on tmp/ and cur/ */
+	if ((q->tmpfd = open_sub(q, "tmp", create, e)) < 0 ||
+	    (q->curfd = open_sub(q, "cur", create, e)) < 0 ||
+	    (q->newfd = open_sub(q, "new", create, e)) < 0)
+		goto fail;
+	if (config_load(q, e) != 0)
+		goto fail;
+	return q;
+oom:
+	spool_fail_errno(e, ENOMEM, "open queue %s", name);
+fail:
+	spool_queue_close(q);
+	return NULL;
+}
+
+void
+spool_queue_close(spool_queue *q)
+{
+	if (!q)
+		return;
+	int fds[] = {q->fd, q->tmpfd, q->newfd, q->curfd, q->deadfd, q->donefd};
+	for (size_t i = 0; i < sizeof fds / sizeof *fds; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	list_clear(&q->ready);
+	free(q->path);
+	free(q);
+}
+
+const char *
+spool_queue_name(const spool_queue *q)
+{
+	return q->name;
+}
+
+const char *
+spool_queue_path(const spool_queue *q)
+{
+	return q->path;
+}
+
+const struct spool_config *
+spool_queue_config(const spool_queue *q)
+{
+	return &q->cfg;
+}
+
+/* dead/ and done/ exist only once something went there. */
+int
+subdir_fd(spool_queue *q, const char *which, struct spool_err *e)
+{
+	int *fdp = strcmp(which, "dead") == 0 ? &q->deadfd : &q->donefd;
+	if (*fdp < 0)
+		*fdp = open_sub(q, which, 1, e);
+	return *fdp;
+}

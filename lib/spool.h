@@ -1,0 +1,225 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * spool.h: the spool library, the only code that knows the on-disk layout
+ * (spool-layout.md).  Commands in bin/ parse options, call these functions
+ * and map the results to exit codes; the daemon composes the same pieces.
+ *
+ * Conventions: every function that can fail returns -1 (or NULL) and fills
+ * the caller's struct spool_err with an exit code from exitcodes.h and a
+ * one-line message without the program name.  The library never prints and
+ * never exits.  Objects are opaque; *_free() releases what *_new()/_open()
+ * returned.  Times are int64_t milliseconds since the Unix epoch.
+ */
+#ifndef SPOOL_H
+#define SPOOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "exitcodes.h"
+
+struct spool_err {
+	int code;       /* EX_* from exitcodes.h */
+	char msg[512];  /* one line, no program name, no newline */
+};
+
+typedef struct spool spool;             /* an open spool root */
+typedef struct spool_queue spool_queue; /* an open queue of a spool */
+typedef struct spool_batch spool_batch; /* messages being written */
+typedef struct spool_msg spool_msg;     /* a message this process has claimed */
+typedef struct spool_job spool_job;     /* a handler running for one claimed message */
+
+/* ---- spool and queues (spool.c) ---- */
+
+#define SPOOL_CREATE 0x1 /* create the root or queue directories if missing */
+
+/* dir NULL: $MQ_SPOOL, else /var/spool/mq for root, else ~/.local/state/mq. */
+spool *spool_open(const char *dir, int flags, struct spool_err *e);
+void spool_close(spool *sp);
+const char *spool_root(const spool *sp); /* absolute path */
+/* Names of every queue directory, sorted, NULL-terminated; free with spool_strv_free. */
+char **spool_queues(spool *sp, struct spool_err *e);
+void spool_strv_free(char **v);
+
+/* 1 if name is a valid queue name, 0 if not. */
+int spool_queue_name_ok(const char *name);
+/* Without SPOOL_CREATE a missing queue fails with EX_NOTFOUND. */
+spool_queue *spool_queue_open(spool *sp, const char *name, int flags, struct spool_err *e);
+void spool_queue_close(spool_queue *q);
+const char *spool_queue_name(const spool_queue *q);
+const char *spool_queue_path(const spool_queue *q); /* absolute */
+
+/* ---- per-queue settings (config.c) ---- */
+
+struct spool_config {
+	int64_t lease;         /* ms a claim lasts unless extended */
+	long max_attempts;     /* deliveries before dead/; 0 = unlimited */
+	int64_t backoff_first; /* ms before the first retry */
+	int64_t backoff_cap;   /* ms, upper bound of the exponential backoff */
+	int64_t retention;     /* ms a message may wait in new/; 0 = forever */
+	int64_t keep_acked;    /* ms acked messages stay in done/; 0 = delete on ack */
+	int64_t max_length;    /* ready messages; 0 = unlimited */
+	int64_t min_free;      /* bytes free on the filesystem; 0 = no reserve */
+	int64_t dedup_window;  /* ms a --id key suppresses duplicates */
+	int64_t max_size;      /* bytes of one message body */
+	int64_t tmp_grace;     /* ms before an abandoned tmp/ file is swept */
+};
+const struct spool_config *spool_queue_config(const spool_queue *q);
+/* Called for every warning (unknown key) while a config file is read. */
+extern void (*spool_warn_hook)(const char *msg);
+
+/* ---- sending (send.c) ---- */
+
+struct spool_send_opts {
+	const char *const *headers; /* "Name: value" lines, NULL-terminated, or NULL */
+	int64_t due;                /* deliver not before (0 = now) */
+	int64_t ttl;                /* ms until it expires (0 = never) */
+	const char *key;            /* dedup key (--id), or NULL */
+	int nosync;                 /* skip fsync: fast, not durable on power loss */
+};
+
+/* Validate one "Name: value" header given by a user: 0 or -1 (EX_USAGE). */
+int spool_header_check(const char *h, struct spool_err *e);
+
+spool_batch *spool_batch_new(spool_queue *q, const struct spool_send_opts *o, struct spool_err *e);
+/* One message: begin, write body bytes (any number of calls), end. */
+int spool_batch_begin(spool_batch *b, struct spool_err *e);
+int spool_batch_write(spool_batch *b, const void *p, size_t n, struct spool_err *e);
+int spool_batch_end(spool_batch *b, struct spool_err *e);
+/* Copy the rest of fd into the current message (stdin or a FILE). */
+int spool_batch_write_fd(spool_batch *b, int fd, struct spool_err *e);
+/* Messages ended but not committed. */
+size_t spool_batch_pending(const spool_batch *b);
+/* Make every ended message durable and visible in new/, all or none. Returns
+ * the number published.  With a key: 0 when the key was seen within the
+ * dedup window (the message is dropped and *dup_of names the first id). */
+long spool_batch_commit(spool_batch *b, const char **dup_of, struct spool_err *e);
+/* Id of the i-th message of the last commit. */
+const char *spool_batch_id(const spool_batch *b, size_t i);
+/* Unlinks what was not committed. */
+void spool_batch_free(spool_batch *b);
+
+/* ---- claiming and finishing (claim.c) ---- */
+
+/* Claim the oldest due message under a lease: 1 claimed (*out set), 0 none
+ * due (*next_due set to the earliest future due time, or 0 if new/ is
+ * empty), -1 error.  Also takes back expired leases and sweeps tmp/ on its
+ * first call.  Keeps the sorted listing between calls. */
+int spool_claim(spool_queue *q, spool_msg **out, int64_t *next_due, struct spool_err *e);
+/* Forget the listing: the next claim reads new/ again (after IN_Q_OVERFLOW). */
+void spool_queue_rescan(spool_queue *q);
+/* A name arrived in new/ (from inotify): merge it into the listing. */
+void spool_queue_arrived(spool_queue *q, const char *name);
+/* Take back every expired lease and sweep old tmp/ files.  Returns how many
+ * leases were taken back; *next_lease is the earliest live deadline (0: none). */
+long spool_reap(spool_queue *q, int64_t *next_lease, struct spool_err *e);
+
+/* A message claimed earlier (by -c), by id or by path: 0, or -1 with EX_NOTFOUND
+ * when it is not (or no longer) claimed. */
+spool_msg *spool_msg_find(spool_queue *q, const char *id_or_path, struct spool_err *e);
+void spool_msg_free(spool_msg *m);
+const char *spool_msg_id(const spool_msg *m);
+const char *spool_msg_path(const spool_msg *m); /* absolute path under cur/ */
+const char *spool_msg_name(const spool_msg *m);
+unsigned spool_msg_attempt(const spool_msg *m); /* 1 on first delivery */
+int64_t spool_msg_lease(const spool_msg *m);
+/* Read the body from its start, in order: bytes read, 0 at the end, -1. */
+ssize_t spool_msg_read(spool_msg *m, void *buf, size_t n, struct spool_err *e);
+/* A new descriptor of the file positioned at the body (for a child's stdin). */
+int spool_msg_body_fd(spool_msg *m, struct spool_err *e);
+/* Header lines "Name: value" NULL-terminated (owned by m). */
+char *const *spool_msg_headers(spool_msg *m, struct spool_err *e);
+
+/* Each consumes nothing: the caller still frees m.  -1 with EX_NOTFOUND when
+ * the lease was lost (someone else took the message back). */
+int spool_ack(spool_msg *m, struct spool_err *e);
+/* delay < 0: the queue's backoff.  Past max-attempts it buries instead;
+ * returns 1 then, 0 when given back. */
+int spool_nack(spool_msg *m, int64_t delay, const char *why, struct spool_err *e);
+int spool_bury(spool_msg *m, const char *reason, const char *status, struct spool_err *e);
+int spool_extend(spool_msg *m, int64_t dur, struct spool_err *e);
+
+/* ---- handlers (job.c): what mq-recv -x and mq-relayd share ---- */
+
+enum spool_outcome {
+	SPOOL_ACKED,   /* handler exited 0 */
+	SPOOL_RETRY,   /* given back for a later attempt */
+	SPOOL_BURIED,  /* moved to dead/ */
+	SPOOL_LOST,    /* the lease was lost while it ran */
+};
+/* Fork /bin/sh -c cmd with the body on stdin and MQ_* in the environment.
+ * Takes ownership of m. */
+spool_job *spool_job_start(spool_msg *m, const char *cmd, struct spool_err *e);
+pid_t spool_job_pid(const spool_job *j);
+int spool_job_pidfd(const spool_job *j); /* readable when the child exits */
+const spool_msg *spool_job_msg(const spool_job *j);
+/* When the lease must next be extended; spool_job_tick does it. */
+int64_t spool_job_next_tick(const spool_job *j);
+int spool_job_tick(spool_job *j, struct spool_err *e);
+/* Reap the child (blocking if it runs), apply ack/retry/bury by its status.
+ * timed_out: it was killed for running too long.  *desc: "exit 3" etc. */
+int spool_job_finish(spool_job *j, int timed_out, enum spool_outcome *out,
+                     char *desc, size_t desclen, struct spool_err *e);
+void spool_job_free(spool_job *j);
+
+/* ---- watching (watch.c) ---- */
+
+typedef struct spool_watch spool_watch;
+spool_watch *spool_watch_new(struct spool_err *e);
+int spool_watch_fd(const spool_watch *w);
+/* Watch q's new/; returns a watch descriptor. */
+int spool_watch_add(spool_watch *w, spool_queue *q, struct spool_err *e);
+enum spool_watch_event {
+	SPOOL_WATCH_ARRIVED,  /* a name arrived in q's new/ (already merged into its listing) */
+	SPOOL_WATCH_OVERFLOW, /* events were lost: every queue will read new/ again (q NULL) */
+	SPOOL_WATCH_LOST,     /* q's new/ was removed or replaced: close and reopen q */
+};
+typedef void spool_watch_fn(void *arg, spool_queue *q, enum spool_watch_event ev);
+/* Read pending events without blocking; 1 if there were any, 0 if not, -1. */
+int spool_watch_read(spool_watch *w, spool_watch_fn *fn, void *arg, struct spool_err *e);
+void spool_watch_remove(spool_watch *w, spool_queue *q);
+void spool_watch_free(spool_watch *w);
+
+/* ---- listing (peek.c) ---- */
+
+enum spool_state { SPOOL_READY, SPOOL_DELAYED, SPOOL_CLAIMED, SPOOL_DEAD, SPOOL_DONE };
+struct spool_entry {
+	enum spool_state state;
+	char id[27];
+	unsigned attempts;
+	int64_t t;         /* due, lease deadline, burial or ack time */
+	int64_t created;   /* enqueue time (from the id) */
+	int64_t expires;   /* 0: none */
+	int64_t size;      /* file bytes (SPOOL_LIST_SIZE), else -1 */
+	int64_t body_size; /* body bytes (SPOOL_LIST_PEEK), else -1 */
+	char line[81];     /* the body's first line, printable (SPOOL_LIST_PEEK) */
+	char reason[128];  /* dead/: the latest Dead-Reason (SPOOL_LIST_PEEK) */
+	const char *name;  /* file name in its directory */
+	const char *path;  /* absolute */
+};
+#define SPOOL_LIST_SIZE 0x1 /* stat each file */
+#define SPOOL_LIST_PEEK 0x2 /* read each file's first block */
+typedef int spool_entry_fn(const struct spool_entry *en, void *arg);
+/* Calls fn for every message of q in the given states (a bit mask of
+ * 1 << enum spool_state; 0 = all), in name order per directory; stops early
+ * and returns fn's value when it is not 0. */
+int spool_list(spool_queue *q, unsigned states, int flags, spool_entry_fn *fn, void *arg,
+               struct spool_err *e);
+const char *spool_state_name(enum spool_state s);
+
+/* ---- small parsers and helpers (util.c) ---- */
+
+int64_t spool_now(void);
+/* "250ms", "30s", "5m", "2h", "7d", "90" (seconds): ms, or -1. */
+int64_t spool_parse_duration(const char *s);
+/* "512", "64K", "64M", "1G": bytes, or -1. */
+int64_t spool_parse_size(const char *s);
+/* "@EPOCH", "2026-11-21T22:00:00Z", "2026-11-21 22:00[:SS]" (local): ms, or -1. */
+int64_t spool_parse_time(const char *s);
+/* RFC 3339 UTC with milliseconds into buf (>= 32 bytes). */
+char *spool_fmt_time(int64_t ms, char *buf, size_t len);
+/* "3s", "5m", "2h", "4d": compact age for people. */
+char *spool_fmt_age(int64_t ms, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * spool_priv.h: definitions shared by the library's files only.  Nothing in
+ * bin/ includes this.
+ */
+#ifndef SPOOL_PRIV_H
+#define SPOOL_PRIV_H
+
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+
+#include "spool.h"
+
+#define ULID_LEN 26
+#define TIME_DIGITS 13 /* ms since the epoch, zero padded: good until year 2286 */
+#define NAME_LEN 80    /* longest file name we make, with room to spare */
+
+/* A file name T.ID.A[.E] parsed (spool-layout.md, "Names"). */
+struct spool_name {
+	int64_t t;         /* due time, lease deadline, burial or ack time */
+	char id[ULID_LEN + 1];
+	unsigned attempts; /* deliveries so far; in cur/: this delivery's number */
+	int64_t exp;       /* expiry, 0 = none */
+};
+
+/* Names of one directory, with a cursor: the consumer's view of new/. */
+struct spool_list {
+	char **v;      /* names; each malloc'd in one arena block */
+	size_t n, cap;
+	size_t pos;    /* first name not yet tried */
+	bool sorted;   /* v[pos..n) is in order */
+	size_t takes;  /* names taken since the last scan, to choose min-scan or sort */
+	bool valid;    /* false: read the directory again before the next take */
+};
+
+struct spool {
+	int fd;        /* the root directory */
+	char *root;    /* absolute path */
+};
+
+struct spool_queue {
+	spool *sp;
+	char name[65];
+	char *path;            /* absolute */
+	int fd, tmpfd, newfd, curfd; /* the queue and its subdirectories */
+	int deadfd, donefd;    /* opened on first use, -1 before */
+	struct spool_config cfg;
+	struct spool_list ready;
+	bool reaped;           /* spool_reap has run in this process */
+	int64_t next_lease;    /* earliest live lease seen by the last reap */
+};
+
+struct spool_msg {
+	spool_queue *q;
+	struct spool_name n;   /* as in cur/ */
+	char name[NAME_LEN];
+	char *path;            /* absolute, kept in step with name */
+	int fd;                /* -1 until opened */
+	off_t body_off, size;  /* size of the whole file */
+	char *head;            /* the file's first block, read once */
+	size_t headlen;        /* bytes in head */
+	char **headers;        /* parsed on demand */
+	off_t rpos;            /* next body byte spool_msg_read returns (file offset) */
+	bool done;             /* acked, given back or buried */
+};
+
+/* err.c */
+int spool_fail(struct spool_err *e, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+int spool_fail_errno(struct spool_err *e, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+int spool_errno_code(int err);
+
+/* name.c */
+int name_parse(const char *s, struct spool_name *n);
+void name_format(char *buf, size_t len, const struct spool_name *n);
+void ulid_new(char out[ULID_LEN + 1]);
+int64_t ulid_time(const char *id);
+int ulid_ok(const char *s);
+
+/* util.c */
+int fsync_dir(int fd);
+int write_all(int fd, const void *p, size_t n);
+int64_t random_below(int64_t n);
+char *xstrdup(const char *s);
+
+/* config.c */
+int config_load(spool_queue *q, struct spool_err *e);
+
+/* list.c */
+int list_scan(struct spool_list *l, int dirfd, struct spool_err *e);
+const char *list_peek(struct spool_list *l);
+void list_next(struct spool_list *l);
+void list_insert(struct spool_list *l, const char *name);
+void list_clear(struct spool_list *l);
+
+/* claim.c */
+int subdir_fd(spool_queue *q, const char *which, struct spool_err *e);
+spool_msg *msg_new(spool_queue *q, const struct spool_name *n, struct spool_err *e);
+int msg_open(spool_msg *m, struct spool_err *e);
+int msg_renamed(spool_msg *m, const struct spool_name *n);
+int64_t backoff_delay(const struct spool_config *c, unsigned attempt);
+
+#endif

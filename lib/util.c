@@ -1,0 +1,180 @@
+/* SPDX-License-Identifier: MIT */
+/* util.c: clocks, the duration/size/time syntax every command shares, small I/O. */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "spool_priv.h"
+
+int64_t
+spool_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A decimal number (fraction allowed) and a unit suffix from the table. */
+static int64_t
+scaled(const char *s, const char *const units[], const int64_t mult[], int64_t deflt)
+{
+	char *end;
+	if (!s || !isdigit((unsigned char)*s))
+		return -1;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno || end == s)
+		return -1;
+	int64_t m = deflt;
+	if (*end) {
+		m = -1;
+		for (int i = 0; units[i]; i++)
+			if (strcasecmp(end, units[i]) == 0)
+				m = mult[i];
+		if (m < 0)
+			return -1;
+	}
+	double r = v * (double)m;
+	if (r > 9.2e18)
+		return -1;
+	return (int64_t)(r + 0.5);
+}
+
+int64_t
+spool_parse_duration(const char *s)
+{
+	static const char *const u[] = {"ms", "s", "m", "h", "d", "w", NULL};
+	static const int64_t m[] = {1, 1000, 60000, 3600000, 86400000, 604800000};
+	return scaled(s, u, m, 1000);
+}
+
+int64_t
+spool_parse_size(const char *s)
+{
+	static const char *const u[] = {"b", "k", "kb", "kib", "m", "mb", "mib", "g", "gb", "gib",
+	                                "t", NULL};
+	static const int64_t m[] = {1, 1 << 10, 1 << 10, 1 << 10, 1 << 20, 1 << 20, 1 << 20,
+	                            1 << 30, 1 << 30, 1 << 30, 1LL << 40};
+	return scaled(s, u, m, 1);
+}
+
+int64_t
+spool_parse_time(const char *s)
+{
+	struct tm tm;
+	const char *end;
+	char *e;
+
+	if (!s || !*s)
+		return -1;
+	if (*s == '@') {
+		errno = 0;
+		double v = strtod(s + 1, &e);
+		return errno || e == s + 1 || *e || v < 0 ? -1 : (int64_t)(v * 1000);
+	}
+	static const char *const fmts[] = {"%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S",
+	                                   "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d", NULL};
+	for (int i = 0; fmts[i]; i++) {
+		memset(&tm, 0, sizeof tm);
+		if (!(end = strptime(s, fmts[i], &tm)))
+			continue;
+		int64_t ms = 0;
+		if (*end == '.') { /* fraction of a second */
+			int64_t f = 0, scale = 1000;
+			for (end++; isdigit((unsigned char)*end); end++)
+				if (scale > 1)
+					f = f * 10 + (*end - '0'), scale /= 10;
+			ms = f * scale;
+		}
+		time_t t;
+		if (*end == 'Z' && !end[1]) {
+			t = timegm(&tm);
+		} else if ((*end == '+' || *end == '-') && isdigit((unsigned char)end[1])) {
+			int hh = 0, mm = 0;
+			if (sscanf(end + 1, "%2d:%2d", &hh, &mm) < 1 &&
+			    sscanf(end + 1, "%2d%2d", &hh, &mm) < 1)
+				continue;
+			t = timegm(&tm) - (*end == '+' ? 1 : -1) * (hh * 3600 + mm * 60);
+		} else if (!*end) {
+			tm.tm_isdst = -1;
+			t = mktime(&tm);
+		} else {
+			continue;
+		}
+		return t == (time_t)-1 ? -1 : (int64_t)t * 1000 + ms;
+	}
+	return -1;
+}
+
+char *
+spool_fmt_time(int64_t ms, char *buf, size_t len)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+	         tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+	return buf;
+}
+
+char *
+spool_fmt_age(int64_t ms, char *buf, size_t len)
+{
+	const char *sign = ms < 0 ? "-" : "";
+	int64_t s = (ms < 0 ? -ms : ms) / 1000;
+	if (s < 120)
+		snprintf(buf, len, "%s%llds", sign, (long long)s);
+	else if (s < 7200)
+		snprintf(buf, len, "%s%lldm", sign, (long long)s / 60);
+	else if (s < 172800)
+		snprintf(buf, len, "%s%lldh", sign, (long long)s / 3600);
+	else
+		snprintf(buf, len, "%s%lldd", sign, (long long)s / 86400);
+	return buf;
+}
+
+int
+fsync_dir(int fd)
+{
+	/* EINVAL: a filesystem that cannot sync directories (some FUSE); nothing to do */
+	return fsync(fd) == 0 || errno == EINVAL ? 0 : -1;
+}
+
+int
+write_all(int fd, const void *p, size_t n)
+{
+	const char *c = p;
+	while (n > 0) {
+		ssize_t w = write(fd, c, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		c += w, n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Uniform in [0, n): for the jitter of backoffs. */
+int64_t
+random_below(int64_t n)
+{
+	uint64_t r;
+	if (n <= 0)
+		return 0;
+	if (getrandom(&r, sizeof r, GRND_NONBLOCK) != sizeof r)
+		r = (uint64_t)spool_now() * 2654435761u ^ (uint64_t)getpid();
+	return (int64_t)(r % (uint64_t)n);
+}
+
+char *
+xstrdup(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}

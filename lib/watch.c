@@ -1,0 +1,148 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * watch.c: inotify on the new/ directories of queues, the one place that
+ * knows inotify.  A name that arrives is merged into its queue's listing; an
+ * overflow makes every watched queue read its directory again.  inotify is
+ * only a hint: callers also rescan on start and on a timer.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <unistd.h>
+
+#include "spool_priv.h"
+
+struct wq {
+	int wd;
+	spool_queue *q;
+};
+
+struct spool_watch {
+	int fd;
+	struct wq *v;
+	size_t n, cap;
+};
+
+spool_watch *
+spool_watch_new(struct spool_err *e)
+{
+	spool_watch *w = calloc(1, sizeof *w);
+	if (!w)
+		return spool_fail_errno(e, errno, "inotify"), NULL;
+	if ((w->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) < 0) {
+		free(w);
+		return spool_fail_errno(e, errno, "inotify_init"), NULL;
+	}
+	return w;
+}
+
+int
+spool_watch_fd(const spool_watch *w)
+{
+	return w->fd;
+}
+
+int
+spool_watch_add(spool_watch *w, spool_queue *q, struct spool_err *e)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof path, "%s/new", q->path);
+	int wd = inotify_add_watch(w->fd, path,
+	                           IN_MOVED_TO | IN_CREATE | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR);
+	if (wd < 0)
+		return spool_fail_errno(e, errno, "watch %s", path);
+	for (size_t i = 0; i < w->n; i++)
+		if (w->v[i].q == q) {
+			w->v[i].wd = wd;
+			return wd;
+		}
+	if (w->n == w->cap) {
+		size_t cap = w->cap ? w->cap * 2 : 8;
+		struct wq *v = realloc(w->v, cap * sizeof *v);
+		if (!v)
+			return spool_fail_errno(e, ENOMEM, "watch %s", path);
+		w->v = v, w->cap = cap;
+	}
+	w->v[w->n++] = (struct wq){wd, q};
+	return wd;
+}
+
+void
+spool_watch_remove(spool_watch *w, spool_queue *q)
+{
+	for (size_t i = 0; i < w->n; i++)
+		if (w->v[i].q == q) {
+			if (w->v[i].wd >= 0)
+				inotify_rm_watch(w->fd, w->v[i].wd);
+			w->v[i] = w->v[--w->n];
+			return;
+		}
+}
+
+static struct wq *
+find(spool_watch *w, int wd)
+{
+	for (size_t i = 0; i < w->n; i++)
+		if (w->v[i].wd == wd)
+			return &w->v[i];
+	return NULL;
+}
+
+int
+spool_watch_read(spool_watch *w, spool_watch_fn *fn, void *arg, struct spool_err *e)
+{
+	char buf[65536] __attribute__((aligned(__alignof__(struct inotify_event))));
+	int any = 0;
+	for (;;) {
+		ssize_t r = read(w->fd, buf, sizeof buf);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN)
+				return any;
+			return spool_fail_errno(e, errno, "read inotify");
+		}
+		for (char *p = buf; p < buf + r;) {
+			struct inotify_event *ev = (struct inotify_event *)p;
+			p += sizeof *ev + ev->len;
+			any = 1;
+			if (ev->mask & IN_Q_OVERFLOW) {
+				for (size_t i = 0; i < w->n; i++)
+					spool_queue_rescan(w->v[i].q);
+				if (fn)
+					fn(arg, NULL, SPOOL_WATCH_OVERFLOW);
+				continue;
+			}
+			struct wq *x = find(w, ev->wd);
+			if (!x)
+				continue;
+			if (ev->mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF)) {
+				/* new/ went away (queue removed or replaced): the owner must reopen */
+				if (ev->mask & IN_IGNORED)
+					x->wd = -1;
+				if (fn)
+					fn(arg, x->q, SPOOL_WATCH_LOST);
+				continue;
+			}
+			if (ev->len && (ev->mask & (IN_MOVED_TO | IN_CREATE))) {
+				spool_queue_arrived(x->q, ev->name);
+				if (fn)
+					fn(arg, x->q, SPOOL_WATCH_ARRIVED);
+			}
+		}
+	}
+}
+
+void
+spool_watch_free(spool_watch *w)
+{
+	if (!w)
+		return;
+	close(w->fd);
+	free(w->v);
+	free(w);
+}
