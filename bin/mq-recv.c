@@ -256,11 +256,12 @@ main(int argc, char **argv)
 		/* nothing due: wait only when asked to, and (without -f) only for the first */
 		if (!waiting || (!follow && got > 0) || (deadline && spool_now() >= deadline))
 			break;
-		long taken = spool_reap(q, &next_lease, &e);
-		if (taken < 0)
+		struct spool_repair rep;
+		if (spool_repair(q, 0, &rep, &e) != 0)
 			cli_fail(&e);
-		if (taken > 0)
+		if (rep.leases > 0)
 			continue;
+		next_lease = rep.next_lease;
 		int64_t until = deadline;
 		if (next_due && (!until || next_due < until))
 			until = next_due;

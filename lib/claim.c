@@ -35,7 +35,7 @@ static bool
 expired(const spool_queue *q, const struct spool_name *n, int64_t now)
 {
 	return (n->exp && n->exp <= now) ||
-	       (q->cfg.retention > 0 && ulid_time(n->id) + q->cfg.retention <= now);
+	       (q->cfg.retention > 0 && n->t + q->cfg.retention <= now);
 }
 
 /* Rename fromfd/from into cur/ under name n; 1 done, 0 gone (someone else), -1. */
@@ -94,7 +94,7 @@ spool_claim(spool_queue *q, spool_msg **out, int64_t *next_due, struct spool_err
 	*out = NULL;
 	if (next_due)
 		*next_due = 0;
-	if (!q->reaped && spool_reap(q, NULL, e) < 0)
+	if (!q->reaped && spool_repair(q, 0, NULL, e) < 0)
 		return -1;
 	for (;;) {
 		if (!l->valid) {
@@ -138,60 +138,153 @@ spool_claim(spool_queue *q, spool_msg **out, int64_t *next_due, struct spool_err
 	}
 }
 
-long
-spool_reap(spool_queue *q, int64_t *next_lease, struct spool_err *e)
+/* Expired leases in cur/: each one a nack (or a burial past max-attempts). */
+static int
+repair_leases(spool_queue *q, int64_t now, struct spool_repair *r, struct spool_err *e)
 {
 	struct spool_list l = {0};
 	struct spool_name n;
-	int64_t now = spool_now(), next = 0;
-	long taken = 0;
+	int rc = 0;
 
-	q->reaped = true;
 	if (list_scan(&l, q->curfd, e) != 0)
 		return -1;
-	for (size_t i = 0; i < l.n; i++) {
+	for (size_t i = 0; i < l.n && rc >= 0; i++) {
 		if (name_parse(l.v[i], &n) != 0)
 			continue;
 		if (n.t > now) {
-			if (!next || n.t < next)
-				next = n.t;
+			if (!r->next_lease || n.t < r->next_lease)
+				r->next_lease = n.t;
 			continue;
 		}
-		int r;
 		if (q->cfg.max_attempts && n.attempts >= (unsigned)q->cfg.max_attempts) {
-			r = bury_from(q, q->curfd, l.v[i], &n, "max attempts", "lease expired", e);
+			rc = bury_from(q, q->curfd, l.v[i], &n, "max attempts", "lease expired", e);
 		} else {
 			struct spool_name nn = n;
 			char to[NAME_LEN];
 			nn.t = now + backoff_delay(&q->cfg, n.attempts);
 			name_format(to, sizeof to, &nn);
-			r = renameat(q->curfd, l.v[i], q->newfd, to) == 0 ? 1 :
-			    errno == ENOENT ? 0 : spool_fail_errno(e, errno, "rename cur/%s to new/%s", l.v[i], to);
-			if (r > 0)
+			rc = renameat(q->curfd, l.v[i], q->newfd, to) == 0 ? 1 :
+			     errno == ENOENT ? 0 :
+			     spool_fail_errno(e, errno, "rename cur/%s to new/%s", l.v[i], to);
+			if (rc > 0)
 				spool_queue_arrived(q, to);
 		}
-		if (r < 0) {
-			list_clear(&l);
-			return -1;
-		}
-		taken += r;
+		if (rc > 0)
+			r->leases++;
 	}
 	list_clear(&l);
+	return rc < 0 ? -1 : 0;
+}
 
-	/* tmp/: files of producers that died; their mtime says when they last wrote */
-	if (list_scan(&l, q->tmpfd, e) == 0) {
-		for (size_t i = 0; i < l.n; i++) {
-			struct stat st;
-			if (fstatat(q->tmpfd, l.v[i], &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-			    (int64_t)st.st_mtim.tv_sec * 1000 + q->cfg.tmp_grace < now)
-				unlinkat(q->tmpfd, l.v[i], 0);
-		}
-		list_clear(&l);
+/* Messages in new/ past their expiry that no consumer has come for. */
+static int
+repair_expired(spool_queue *q, int64_t now, struct spool_repair *r, struct spool_err *e)
+{
+	struct spool_list l = {0};
+	struct spool_name n;
+	int rc = 0;
+	if (list_scan(&l, q->newfd, e) != 0)
+		return -1;
+	for (size_t i = 0; i < l.n && rc >= 0; i++)
+		if (name_parse(l.v[i], &n) == 0 && expired(q, &n, now) &&
+		    (rc = bury_from(q, q->newfd, l.v[i], &n, "expired", NULL, e)) > 0)
+			r->expired++;
+	list_clear(&l);
+	return rc < 0 ? -1 : 0;
+}
+
+/* Files in dir whose mtime is older than age ms: removed, counted. */
+static long
+sweep_old(int dirfd, int64_t now, int64_t age)
+{
+	struct spool_list l = {0};
+	long n = 0;
+	if (list_scan(&l, dirfd, NULL) != 0)
+		return 0;
+	for (size_t i = 0; i < l.n; i++) {
+		struct stat st;
+		if (fstatat(dirfd, l.v[i], &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+		    (int64_t)st.st_mtim.tv_sec * 1000 + age < now && unlinkat(dirfd, l.v[i], 0) == 0)
+			n++;
 	}
-	q->next_lease = next;
-	if (next_lease)
-		*next_lease = next;
-	return taken;
+	list_clear(&l);
+	return n;
+}
+
+/* done/ names carry the ack time: no stat needed. */
+static long
+sweep_done(spool_queue *q, int64_t now)
+{
+	struct spool_list l = {0};
+	struct spool_name n;
+	long k = 0;
+	int fd = openat(q->fd, "done", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	if (list_scan(&l, fd, NULL) == 0)
+		for (size_t i = 0; i < l.n; i++)
+			if (name_parse(l.v[i], &n) == 0 && n.t + q->cfg.keep_acked < now &&
+			    unlinkat(fd, l.v[i], 0) == 0)
+				k++;
+	list_clear(&l);
+	close(fd);
+	return k;
+}
+
+int
+spool_repair(spool_queue *q, int flags, struct spool_repair *out, struct spool_err *e)
+{
+	struct spool_repair r = {0};
+	int64_t now = spool_now();
+
+	q->reaped = true;
+	if (repair_leases(q, now, &r, e) != 0)
+		return -1;
+	/* tmp/: files of producers that died; their mtime says when they last wrote */
+	r.tmp = sweep_old(q->tmpfd, now, q->cfg.tmp_grace);
+	if (flags & SPOOL_REPAIR_FULL) {
+		if (repair_expired(q, now, &r, e) != 0)
+			return -1;
+		if (q->cfg.keep_acked > 0)
+			r.done = sweep_done(q, now);
+		int fd = openat(q->fd, "ids", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd >= 0) {
+			r.ids = sweep_old(fd, now, q->cfg.dedup_window);
+			close(fd);
+		}
+	}
+	q->next_lease = r.next_lease;
+	if (out)
+		*out = r;
+	return 0;
+}
+
+int
+spool_replay(spool_queue *q, const struct spool_entry *en, spool_queue *to, int nosync,
+             struct spool_err *e)
+{
+	struct spool_name n;
+	char name[NAME_LEN];
+	if (!to)
+		to = q;
+	if (name_parse(en->name, &n) != 0)
+		return spool_fail(e, EX_DATAERR, "%s: not a message name", en->name);
+	int fromfd = subdir_fd(q, en->state == SPOOL_DONE ? "done" : "dead", e);
+	if (fromfd < 0)
+		return -1;
+	n.t = spool_now();
+	n.attempts = 0;
+	n.exp = 0; /* an operator replaying it wants it delivered */
+	name_format(name, sizeof name, &n);
+	if (renameat2(fromfd, en->name, to->newfd, name, RENAME_NOREPLACE) != 0) {
+		if (errno == ENOENT)
+			return spool_fail(e, EX_NOTFOUND, "%s: gone (replayed by someone else?)", n.id);
+		return spool_fail_errno(e, errno, "rename %s to %s/new/%s", en->path, to->name, name);
+	}
+	spool_queue_arrived(to, name);
+	if (!nosync && fsync_dir(to->newfd) != 0)
+		return spool_fail_errno(e, errno, "fsync %s/new", to->path);
+	return 0;
 }
 
 spool_msg *

@@ -29,6 +29,7 @@ typedef struct spool_queue spool_queue; /* an open queue of a spool */
 typedef struct spool_batch spool_batch; /* messages being written */
 typedef struct spool_msg spool_msg;     /* a message this process has claimed */
 typedef struct spool_job spool_job;     /* a handler running for one claimed message */
+struct spool_entry;                     /* one message as listed (peek.c) */
 
 /* ---- spool and queues (spool.c) ---- */
 
@@ -111,9 +112,19 @@ int spool_claim(spool_queue *q, spool_msg **out, int64_t *next_due, struct spool
 void spool_queue_rescan(spool_queue *q);
 /* A name arrived in new/ (from inotify): merge it into the listing. */
 void spool_queue_arrived(spool_queue *q, const char *name);
-/* Take back every expired lease and sweep old tmp/ files.  Returns how many
- * leases were taken back; *next_lease is the earliest live deadline (0: none). */
-long spool_reap(spool_queue *q, int64_t *next_lease, struct spool_err *e);
+/* What spool_repair found and mended. */
+struct spool_repair {
+	long leases;        /* expired leases taken back (given back or buried) */
+	long expired;       /* messages past their --ttl or retention, buried (full only) */
+	long tmp;           /* abandoned tmp/ files removed */
+	long done;          /* acked messages past keep-acked removed (full only) */
+	long ids;           /* dedup markers past dedup-window removed (full only) */
+	int64_t next_lease; /* earliest live lease deadline, 0: none */
+};
+#define SPOOL_REPAIR_FULL 0x1 /* also new/ expiry, done/ and ids/ (mq-stat) */
+/* Take back expired leases and sweep abandoned tmp/ files, which any command
+ * may do at any time; with SPOOL_REPAIR_FULL also the rest.  r may be NULL. */
+int spool_repair(spool_queue *q, int flags, struct spool_repair *r, struct spool_err *e);
 
 /* A message claimed earlier (by -c), by id or by path: 0, or -1 with EX_NOTFOUND
  * when it is not (or no longer) claimed. */
@@ -139,6 +150,11 @@ int spool_ack(spool_msg *m, struct spool_err *e);
 int spool_nack(spool_msg *m, int64_t delay, const char *why, struct spool_err *e);
 int spool_bury(spool_msg *m, const char *reason, const char *status, struct spool_err *e);
 int spool_extend(spool_msg *m, int64_t dur, struct spool_err *e);
+
+/* Move a dead (or done) message back to new/ of q or of to (NULL: q), with
+ * attempts reset and no expiry: 0, or -1 (EX_NOTFOUND if it is gone). */
+int spool_replay(spool_queue *q, const struct spool_entry *en, spool_queue *to,
+                 int nosync, struct spool_err *e);
 
 /* ---- handlers (job.c): what mq-recv -x and mq-relayd share ---- */
 

@@ -1,0 +1,195 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mq-stat: the state of queues at a glance: counts per state, the oldest
+ * ready message, bytes, and the backlog by age (after Postfix's qshape).
+ * It also mends what any command may mend (expired leases, expired messages,
+ * abandoned tmp/ files, old dedup markers and kept messages) and says so.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char usage[] = "usage: mq-stat [-d dir] [--json] [queue ...]\n";
+
+/* backlog buckets in minutes, as qshape prints them */
+static const int buckets[] = {1, 5, 10, 20, 40, 80, 160, 320, 640, 1280};
+#define NB (sizeof buckets / sizeof *buckets + 1)
+
+struct qstat {
+	long n[5];            /* by enum spool_state */
+	int64_t oldest;       /* enqueue time of the oldest ready message, 0: none */
+	int64_t bytes;
+	long hist[NB];
+	struct spool_repair rep;
+};
+
+static int64_t now;
+
+static int
+count(const struct spool_entry *en, void *arg)
+{
+	struct qstat *s = arg;
+	s->n[en->state]++;
+	if (en->size > 0)
+		s->bytes += en->size;
+	if (en->state == SPOOL_READY) {
+		if (!s->oldest || en->created < s->oldest)
+			s->oldest = en->created;
+		int64_t min = (now - en->created) / 60000;
+		size_t b = 0;
+		while (b < NB - 1 && min >= buckets[b])
+			b++;
+		s->hist[b]++;
+	}
+	return 0;
+}
+
+static char *
+human(int64_t b, char *buf, size_t len)
+{
+	const char *u = "BKMGT";
+	double v = (double)b;
+	while (v >= 1024 && u[1])
+		v /= 1024, u++;
+	snprintf(buf, len, *u == 'B' ? "%.0f%c" : "%.1f%c", v, *u);
+	return buf;
+}
+
+static void
+print_repairs(const char *name, const struct spool_repair *r)
+{
+	char buf[256] = "";
+	size_t k = 0;
+	if (r->leases)
+		k += (size_t)snprintf(buf + k, sizeof buf - k, ", %ld expired leases taken back", r->leases);
+	if (r->expired)
+		k += (size_t)snprintf(buf + k, sizeof buf - k, ", %ld expired messages moved to dead/",
+		                      r->expired);
+	if (r->tmp)
+		k += (size_t)snprintf(buf + k, sizeof buf - k, ", %ld abandoned tmp/ files removed", r->tmp);
+	if (r->done)
+		k += (size_t)snprintf(buf + k, sizeof buf - k, ", %ld kept messages past keep-acked removed",
+		                      r->done);
+	if (r->ids)
+		k += (size_t)snprintf(buf + k, sizeof buf - k, ", %ld old dedup markers removed", r->ids);
+	if (k)
+		printf("repaired %s: %s\n", name, buf + 2);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"json", no_argument, NULL, 'J'}, CLI_LONG_HELP, {NULL, 0, NULL, 0}};
+	struct spool_err e = {0};
+	const char *dir = NULL;
+	int json = 0, c, rc = 0;
+
+	cli_init(argv[0], usage);
+	while ((c = getopt_long(argc, argv, "d:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'd': dir = optarg; break;
+		case 'h': cli_usage(1);
+		case 'J': json = 1; break;
+		case 'V': cli_version();
+		default: cli_usage(0);
+		}
+	}
+	argc -= optind, argv += optind;
+	for (int i = 0; i < argc; i++)
+		if (!spool_queue_name_ok(argv[i]))
+			cli_die(EX_USAGE, "bad queue name '%s'", argv[i]);
+
+	spool *sp = spool_open(dir, 0, &e);
+	if (!sp && !(e.code == EX_NOTFOUND && argc == 0))
+		cli_fail(&e);
+	char **names = NULL;
+	if (argc == 0 && sp && !(names = spool_queues(sp, &e)))
+		cli_fail(&e);
+	char **list = argc ? argv : names;
+	size_t nq = 0;
+	while (list && list[nq] && (argc == 0 || (int)nq < argc))
+		nq++;
+
+	struct qstat *st = calloc(nq + 1, sizeof *st);
+	if (!st)
+		cli_die(EX_OSERR, "out of memory");
+	now = spool_now();
+	for (size_t i = 0; i < nq; i++) {
+		spool_queue *q = spool_queue_open(sp, list[i], 0, &e);
+		if (!q) {
+			cli_error(&e);
+			rc = e.code == EX_NOTFOUND ? EX_NOTFOUND : e.code;
+			continue;
+		}
+		if (spool_repair(q, SPOOL_REPAIR_FULL, &st[i].rep, &e) != 0 ||
+		    spool_list(q, 0, SPOOL_LIST_SIZE, count, &st[i], &e) < 0) {
+			cli_error(&e);
+			rc = e.code;
+		}
+		spool_queue_close(q);
+	}
+
+	if (json) {
+		json_t *a = json_array();
+		for (size_t i = 0; i < nq; i++) {
+			struct qstat *s = &st[i];
+			json_t *h = json_object();
+			for (size_t b = 0; b < NB; b++) {
+				char key[16];
+				snprintf(key, sizeof key, b < NB - 1 ? "%dm" : "%dm+",
+				         buckets[b < NB - 1 ? b : NB - 2]);
+				json_object_set_new(h, key, json_integer(s->hist[b]));
+			}
+			json_t *o = json_pack(
+				"{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:{s:I, s:I, s:I, s:I, s:I}}",
+				"queue", list[i], "ready", (json_int_t)s->n[SPOOL_READY], "delayed",
+				(json_int_t)s->n[SPOOL_DELAYED], "in_flight", (json_int_t)s->n[SPOOL_CLAIMED],
+				"expired_leases", (json_int_t)s->rep.leases, "dead", (json_int_t)s->n[SPOOL_DEAD],
+				"kept", (json_int_t)s->n[SPOOL_DONE], "bytes", (json_int_t)s->bytes,
+				"oldest_ready_age",
+				s->oldest ? json_integer((now - s->oldest) / 1000) : json_null(), "backlog_by_age", h,
+				"repaired", "expired_leases", (json_int_t)s->rep.leases, "expired_messages",
+				(json_int_t)s->rep.expired, "tmp_files", (json_int_t)s->rep.tmp, "kept_removed",
+				(json_int_t)s->rep.done, "dedup_markers", (json_int_t)s->rep.ids);
+			json_array_append_new(a, o);
+		}
+		json_dumpf(a, stdout, JSON_INDENT(2));
+		putchar('\n');
+		json_decref(a);
+	} else if (nq) {
+		char age[32], bytes[32];
+		printf("%-16s %7s %7s %8s %7s %7s %7s %7s %8s\n", "QUEUE", "READY", "DELAYED", "INFLIGHT",
+		       "EXPIRED", "DEAD", "KEPT", "OLDEST", "BYTES");
+		for (size_t i = 0; i < nq; i++) {
+			struct qstat *s = &st[i];
+			printf("%-16s %7ld %7ld %8ld %7ld %7ld %7ld %7s %8s\n", list[i], s->n[SPOOL_READY],
+			       s->n[SPOOL_DELAYED], s->n[SPOOL_CLAIMED], s->rep.leases, s->n[SPOOL_DEAD],
+			       s->n[SPOOL_DONE], s->oldest ? spool_fmt_age(now - s->oldest, age, sizeof age) : "-",
+			       human(s->bytes, bytes, sizeof bytes));
+		}
+		printf("\nready backlog by age (minutes)\n%-16s %6s", "QUEUE", "T");
+		for (size_t b = 0; b < NB - 1; b++)
+			printf(" %5d", buckets[b]);
+		printf(" %5d+\n", buckets[NB - 2]);
+		for (size_t i = 0; i < nq; i++) {
+			printf("%-16s %6ld", list[i], st[i].n[SPOOL_READY]);
+			for (size_t b = 0; b < NB; b++)
+				printf(" %5ld", st[i].hist[b]);
+			putchar('\n');
+		}
+		for (size_t i = 0; i < nq; i++)
+			print_repairs(list[i], &st[i].rep);
+	}
+	if (fflush(stdout) != 0)
+		cli_die(EX_IOERR, "write to stdout: %s", strerror(errno));
+	free(st);
+	spool_strv_free(names);
+	spool_close(sp);
+	return rc;
+}
