@@ -259,6 +259,12 @@ spool_repair(spool_queue *q, int flags, struct spool_repair *out, struct spool_e
 	return 0;
 }
 
+int64_t
+spool_queue_next_lease(const spool_queue *q)
+{
+	return q->next_lease;
+}
+
 int
 spool_replay(spool_queue *q, const struct spool_entry *en, spool_queue *to, int nosync,
              struct spool_err *e)
@@ -358,6 +364,22 @@ spool_nack(spool_msg *m, int64_t delay, const char *why, struct spool_err *e)
 	nn.t = spool_now() + (delay >= 0 ? delay : backoff_delay(&q->cfg, m->n.attempts));
 	name_format(to, sizeof to, &nn);
 	if (renameat(q->curfd, m->name, q->newfd, to) != 0)
+		return errno == ENOENT ? lost(m, e) :
+		       spool_fail_errno(e, errno, "rename cur/%s to new/%s", m->name, to);
+	m->done = true;
+	return 0;
+}
+
+int
+spool_release(spool_msg *m, struct spool_err *e)
+{
+	struct spool_name nn = m->n;
+	char to[NAME_LEN];
+	nn.t = spool_now();
+	if (nn.attempts > 0)
+		nn.attempts--;
+	name_format(to, sizeof to, &nn);
+	if (renameat(m->q->curfd, m->name, m->q->newfd, to) != 0)
 		return errno == ENOENT ? lost(m, e) :
 		       spool_fail_errno(e, errno, "rename cur/%s to new/%s", m->name, to);
 	m->done = true;

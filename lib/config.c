@@ -59,7 +59,7 @@ trim(char *s)
 }
 
 static int
-set(struct spool_config *c, int k, const char *v)
+set_value(struct spool_config *c, int k, const char *v)
 {
 	char *p = (char *)c + keys[k].off;
 	int64_t x = -1;
@@ -145,7 +145,7 @@ config_load(spool_queue *q, struct spool_err *e)
 			}
 			continue;
 		}
-		if (set(&q->cfg, (int)k, val) != 0) {
+		if (set_value(&q->cfg, (int)k, val) != 0) {
 			rc = spool_fail(e, EX_CONFIG, "%s/config:%d: bad value for %s: '%.100s'", q->path,
 			                lineno, key, val);
 			break;
@@ -155,4 +155,19 @@ config_load(spool_queue *q, struct spool_err *e)
 		rc = spool_fail_errno(e, errno, "read %s/config", q->path);
 	fclose(f);
 	return rc;
+}
+
+int
+spool_config_set(struct spool_config *c, const char *key, const char *val)
+{
+	for (size_t k = 0; k < sizeof keys / sizeof *keys; k++)
+		if (strcmp(keys[k].key, key) == 0)
+			return set_value(c, (int)k, val) == 0 ? 0 : -1;
+	return -2;
+}
+
+void
+spool_queue_set_config(spool_queue *q, const struct spool_config *c)
+{
+	q->cfg = *c;
 }

@@ -24,6 +24,7 @@ struct spool_job {
 	int pidfd;
 	int64_t next_tick; /* when the lease is next extended */
 	bool lost;         /* an extension failed: someone else took the message */
+	bool pgrp;         /* the child leads its own process group */
 };
 
 static void
@@ -44,7 +45,7 @@ set_header_env(const char *h)
 }
 
 static void
-child(spool_msg *m, int bodyfd, const char *cmd)
+child(spool_msg *m, int bodyfd, const char *cmd, int flags)
 {
 	char num[24];
 	sigset_t none;
@@ -56,6 +57,8 @@ child(spool_msg *m, int bodyfd, const char *cmd)
 	signal(SIGCHLD, SIG_DFL);
 	if (dup2(bodyfd, 0) < 0)
 		_exit(127);
+	if (flags & SPOOL_JOB_PGRP)
+		setpgid(0, 0); /* so a timeout can stop the handler and its children */
 	setenv("MQ_ID", m->n.id, 1);
 	setenv("MQ_QUEUE", m->q->name, 1);
 	snprintf(num, sizeof num, "%u", m->n.attempts);
@@ -77,7 +80,7 @@ tick_at(const spool_msg *m)
 }
 
 spool_job *
-spool_job_start(spool_msg *m, const char *cmd, struct spool_err *e)
+spool_job_start(spool_msg *m, const char *cmd, int flags, struct spool_err *e)
 {
 	spool_job *j = calloc(1, sizeof *j);
 	int bodyfd = -1;
@@ -96,7 +99,11 @@ spool_job_start(spool_msg *m, const char *cmd, struct spool_err *e)
 		goto fail;
 	}
 	if (j->pid == 0)
-		child(m, bodyfd, cmd);
+		child(m, bodyfd, cmd, flags);
+	if (flags & SPOOL_JOB_PGRP) {
+		setpgid(j->pid, j->pid); /* also here: no race with spool_job_kill */
+		j->pgrp = true;
+	}
 	close(bodyfd);
 	bodyfd = -1;
 	j->pidfd = (int)syscall(SYS_pidfd_open, j->pid, 0);
@@ -137,6 +144,13 @@ spool_job_tick(spool_job *j, struct spool_err *e)
 }
 
 int
+spool_job_kill(spool_job *j, int sig)
+{
+	/* the whole process group: sh -c and what it started */
+	return kill(j->pgrp ? -j->pid : j->pid, sig);
+}
+
+int
 spool_job_finish(spool_job *j, int timed_out, enum spool_outcome *out, char *desc, size_t desclen,
                  struct spool_err *e)
 {
@@ -158,7 +172,9 @@ spool_job_finish(spool_job *j, int timed_out, enum spool_outcome *out, char *des
 	*out = SPOOL_LOST;
 	if (j->lost)
 		return 0;
-	if (!timed_out && code == 0)
+	if (timed_out < 0)
+		r = spool_release(j->m, e), *out = SPOOL_RETRY, snprintf(desc, desclen, "stopped");
+	else if (!timed_out && code == 0)
 		r = spool_ack(j->m, e), *out = SPOOL_ACKED;
 	else if (!timed_out && (code == 65 || code == 100))
 		r = spool_bury(j->m, "handler said bury", desc, e), *out = SPOOL_BURIED;

@@ -13,6 +13,7 @@
 #ifndef SPOOL_H
 #define SPOOL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -23,6 +24,13 @@ struct spool_err {
 	int code;       /* EX_* from exitcodes.h */
 	char msg[512];  /* one line, no program name, no newline */
 };
+
+/* Fill e (code, printf-style message); returns -1.  For callers that report
+ * their own errors the same way, as mq-relayd does for its config file. */
+int spool_fail(struct spool_err *e, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* The exit code an errno value means (ENOSPC: EX_TEMPFAIL, EACCES: EX_NOPERM...). */
+int spool_errno_code(int err);
 
 typedef struct spool spool;             /* an open spool root */
 typedef struct spool_queue spool_queue; /* an open queue of a spool */
@@ -67,6 +75,10 @@ struct spool_config {
 	int64_t tmp_grace;     /* ms before an abandoned tmp/ file is swept */
 };
 const struct spool_config *spool_queue_config(const spool_queue *q);
+/* Set one key as a config file would: 0, -1 bad value, -2 unknown key. */
+int spool_config_set(struct spool_config *c, const char *key, const char *val);
+/* Override the queue's settings for this process (mq-relayd's consumers). */
+void spool_queue_set_config(spool_queue *q, const struct spool_config *c);
 /* Called for every warning (unknown key) while a config file is read. */
 extern void (*spool_warn_hook)(const char *msg);
 
@@ -126,6 +138,9 @@ struct spool_repair {
  * may do at any time; with SPOOL_REPAIR_FULL also the rest.  r may be NULL. */
 int spool_repair(spool_queue *q, int flags, struct spool_repair *r, struct spool_err *e);
 
+/* The earliest live lease deadline the last repair saw (0: none). */
+int64_t spool_queue_next_lease(const spool_queue *q);
+
 /* A message claimed earlier (by -c), by id or by path: 0, or -1 with EX_NOTFOUND
  * when it is not (or no longer) claimed. */
 spool_msg *spool_msg_find(spool_queue *q, const char *id_or_path, struct spool_err *e);
@@ -150,6 +165,8 @@ int spool_ack(spool_msg *m, struct spool_err *e);
 int spool_nack(spool_msg *m, int64_t delay, const char *why, struct spool_err *e);
 int spool_bury(spool_msg *m, const char *reason, const char *status, struct spool_err *e);
 int spool_extend(spool_msg *m, int64_t dur, struct spool_err *e);
+/* Give back without counting the delivery (shutdown): due at once. */
+int spool_release(spool_msg *m, struct spool_err *e);
 
 /* Move a dead (or done) message back to new/ of q or of to (NULL: q), with
  * attempts reset and no expiry: 0, or -1 (EX_NOTFOUND if it is gone). */
@@ -166,7 +183,11 @@ enum spool_outcome {
 };
 /* Fork /bin/sh -c cmd with the body on stdin and MQ_* in the environment.
  * Takes ownership of m. */
-spool_job *spool_job_start(spool_msg *m, const char *cmd, struct spool_err *e);
+#define SPOOL_JOB_PGRP 0x1 /* own process group: spool_job_kill reaches its children */
+spool_job *spool_job_start(spool_msg *m, const char *cmd, int flags, struct spool_err *e);
+/* Stop the handler: SIGTERM now (escalate with SIGKILL by calling again).
+ * The message is given back uncounted by spool_job_finish(..., -1, ...). */
+int spool_job_kill(spool_job *j, int sig);
 pid_t spool_job_pid(const spool_job *j);
 int spool_job_pidfd(const spool_job *j); /* readable when the child exits */
 const spool_msg *spool_job_msg(const spool_job *j);
@@ -174,7 +195,8 @@ const spool_msg *spool_job_msg(const spool_job *j);
 int64_t spool_job_next_tick(const spool_job *j);
 int spool_job_tick(spool_job *j, struct spool_err *e);
 /* Reap the child (blocking if it runs), apply ack/retry/bury by its status.
- * timed_out: it was killed for running too long.  *desc: "exit 3" etc. */
+ * timed_out: 1 it was killed for running too long (a failure); -1 it was
+ * stopped for shutdown (given back, not counted).  *desc: "exit 3" etc. */
 int spool_job_finish(spool_job *j, int timed_out, enum spool_outcome *out,
                      char *desc, size_t desclen, struct spool_err *e);
 void spool_job_free(spool_job *j);

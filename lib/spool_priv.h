@@ -66,11 +66,8 @@ struct spool_msg {
 };
 
 /* err.c */
-int spool_fail(struct spool_err *e, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
 int spool_fail_errno(struct spool_err *e, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-int spool_errno_code(int err);
 
 /* name.c */
 int name_parse(const char *s, struct spool_name *n);
