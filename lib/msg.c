@@ -14,7 +14,8 @@
 
 #include "spool_priv.h"
 
-#define HEAD_MAX 65536 /* the header block must fit in the first block */
+#define HEAD_FIRST 16384 /* the first read */
+#define HEAD_MAX 262144  /* a header block must end within this */
 
 spool_msg *
 msg_new(spool_queue *q, const struct spool_name *n, struct spool_err *e)
@@ -82,19 +83,35 @@ msg_open(spool_msg *m, struct spool_err *e)
 			return spool_fail(e, EX_NOTFOUND, "%s: lease lost: no longer claimed", m->n.id);
 		return spool_fail_errno(e, errno, "open %s", m->path);
 	}
-	if (!(m->head = malloc(HEAD_MAX)))
-		return spool_fail_errno(e, errno, "read %s", m->path);
-	size_t got = 0;
+	/* Most messages fit in the first block.  A file is never modified after
+	 * its rename out of tmp/, so a short first read means the whole file. */
+	size_t cap = HEAD_FIRST, got = 0;
 	ssize_t r;
-	while (got < HEAD_MAX && (r = read(m->fd, m->head + got, HEAD_MAX - got)) != 0) {
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
+	if (!(m->head = malloc(cap)))
+		return spool_fail_errno(e, errno, "read %s", m->path);
+	for (;;) {
+		r = read(m->fd, m->head + got, cap - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
 			return spool_fail_errno(e, errno, "read %s", m->path);
+		if (r == 0) {
+			m->whole = true;
+			break;
 		}
 		got += (size_t)r;
-		if (memmem(m->head, got, "\n\n", 2) || (got && m->head[0] == '\n'))
+		if (got < cap) {
+			m->whole = true;
 			break;
+		}
+		if (memmem(m->head, got, "\n\n", 2) || m->head[0] == '\n')
+			break;
+		if (cap >= HEAD_MAX)
+			break;
+		char *h = realloc(m->head, cap *= 4);
+		if (!h)
+			return spool_fail_errno(e, errno, "read %s", m->path);
+		m->head = h;
 	}
 	m->headlen = got;
 	const char *end = got && m->head[0] == '\n' ? m->head - 1 : memmem(m->head, got, "\n\n", 2);
@@ -118,6 +135,8 @@ spool_msg_read(spool_msg *m, void *buf, size_t n, struct spool_err *e)
 		m->rpos += (off_t)k;
 		return (ssize_t)k;
 	}
+	if (m->whole)
+		return 0;
 	for (;;) {
 		ssize_t r = pread(m->fd, buf, n, m->rpos);
 		if (r < 0 && errno == EINTR)

@@ -60,6 +60,7 @@ struct spool_msg {
 	off_t body_off, size;  /* size of the whole file */
 	char *head;            /* the file's first block, read once */
 	size_t headlen;        /* bytes in head */
+	bool whole;            /* head holds the whole file */
 	char **headers;        /* parsed on demand */
 	off_t rpos;            /* next body byte spool_msg_read returns (file offset) */
 	bool done;             /* acked, given back or buried */
