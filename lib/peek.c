@@ -70,7 +70,8 @@ list_dir(spool_queue *q, int dirfd, const char *sub, enum spool_state st0, int f
 
 	if (list_scan(&l, dirfd, e) != 0)
 		return -1;
-	qsort(l.v, l.n, sizeof *l.v, cmp);
+	if (l.n > 1)
+		qsort(l.v, l.n, sizeof *l.v, cmp);
 	for (size_t i = 0; i < l.n && rc == 0; i++) {
 		if (name_parse(l.v[i], &n) != 0)
 			continue;
