@@ -23,6 +23,21 @@ struct ctx {
 	char found[4096];
 };
 
+/* JSON strings are UTF-8: a body's first line may not be; such bytes become '?'. */
+static json_t *
+text(const char *s)
+{
+	json_t *j = json_string(s);
+	if (j)
+		return j;
+	char buf[4096];
+	size_t k = 0;
+	for (; *s && k + 1 < sizeof buf; s++)
+		buf[k++] = (unsigned char)*s < 0x80 ? *s : '?';
+	buf[k] = '\0';
+	return json_string(buf);
+}
+
 static int
 show(const struct spool_entry *en, void *arg)
 {
@@ -36,11 +51,11 @@ show(const struct spool_entry *en, void *arg)
 		return 1;
 	}
 	if (c->json) {
-		json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:I, s:s, s:s}", "state",
+		json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:I, s:o, s:o}", "state",
 		                      spool_state_name(en->state), "id", en->id, "attempts",
 		                      (json_int_t)en->attempts, "created", (json_int_t)(en->created / 1000),
-		                      "size", (json_int_t)en->body_size, "first_line", en->line, "path",
-		                      en->path);
+		                      "size", (json_int_t)en->body_size, "first_line", text(en->line),
+		                      "path", text(en->path));
 		if (!o)
 			cli_die(EX_SOFTWARE, "json: cannot encode %s", en->id);
 		if (en->state == SPOOL_DELAYED || en->state == SPOOL_READY)
@@ -50,7 +65,7 @@ show(const struct spool_entry *en, void *arg)
 		if (en->expires)
 			json_object_set_new(o, "expires", json_integer(en->expires / 1000));
 		if (*en->reason)
-			json_object_set_new(o, "dead_reason", json_string(en->reason));
+			json_object_set_new(o, "dead_reason", text(en->reason));
 		json_array_append_new(c->json, o);
 		return 0;
 	}
@@ -120,6 +135,8 @@ main(int argc, char **argv)
 		if (!*c.found)
 			cli_die(EX_NOTFOUND, "%s: no such message in queue %s", c.id, argv[0]);
 		cat(c.found);
+		spool_queue_close(q);
+		spool_close(sp);
 		return fflush(stdout) == 0 ? 0 : EX_IOERR;
 	}
 	c.now = spool_now();

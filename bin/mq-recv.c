@@ -120,7 +120,7 @@ run(spool_msg *m)
 	char idbuf[32];
 	snprintf(idbuf, sizeof idbuf, "%s", id);
 
-	spool_job *j = spool_job_start(m, opt.cmd, &e);
+	spool_job *j = spool_job_start(m, opt.cmd, 0, &e);
 	if (!j)
 		cli_fail(&e);
 	for (;;) {

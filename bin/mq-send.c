@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdnoreturn.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -24,6 +25,14 @@ static const char usage[] =
 #define LINE_LINGER 1000    /* ms a line may wait for its commit at most */
 
 static int print_ids;
+static spool_batch *batch; /* freed on every failure: no file is left in tmp/ */
+
+static noreturn void
+fail(const struct spool_err *e)
+{
+	spool_batch_free(batch);
+	cli_fail(e);
+}
 
 static void
 commit(spool_batch *b, const char *key, int strict)
@@ -32,7 +41,7 @@ commit(spool_batch *b, const char *key, int strict)
 	const char *dup = NULL;
 	long n = spool_batch_commit(b, &dup, &e);
 	if (n < 0)
-		cli_fail(&e);
+		fail(&e);
 	if (dup) {
 		if (print_ids)
 			printf("%s\n", dup);
@@ -64,9 +73,11 @@ whole(spool_batch *b, int fd, const char *what)
 	struct spool_err e = {0};
 	if (spool_batch_begin(b, &e) != 0 || spool_batch_write_fd(b, fd, &e) != 0 ||
 	    spool_batch_end(b, &e) != 0) {
-		if (e.code == EX_IOERR && strncmp(e.msg, "read", 4) == 0)
+		if (e.code == EX_IOERR && strncmp(e.msg, "read", 4) == 0) {
+			spool_batch_free(batch);
 			cli_die(EX_NOINPUT, "read %s: %s", what, e.msg + 6);
-		cli_fail(&e);
+		}
+		fail(&e);
 	}
 }
 
@@ -95,7 +106,11 @@ lines(spool_batch *b, int fd, const char *key, int strict)
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
-			cli_die(EX_IOERR, "read: %s", strerror(errno));
+		{
+			int err = errno;
+			spool_batch_free(batch);
+			cli_die(EX_IOERR, "read: %s", strerror(err));
+		}
 		}
 		if (r == 0)
 			break;
@@ -103,15 +118,15 @@ lines(spool_batch *b, int fd, const char *key, int strict)
 			char *nl = memchr(p, '\n', (size_t)(end - p));
 			char *stop = nl ? nl + 1 : end;
 			if (!open_msg && spool_batch_begin(b, &e) != 0)
-				cli_fail(&e);
+				fail(&e);
 			open_msg = 1;
 			if (spool_batch_write(b, p, (size_t)(stop - p), &e) != 0)
-				cli_fail(&e);
+				fail(&e);
 			p = stop;
 			if (!nl)
 				break;
 			if (spool_batch_end(b, &e) != 0)
-				cli_fail(&e);
+				fail(&e);
 			open_msg = 0;
 			if (!first)
 				first = spool_now();
@@ -127,7 +142,7 @@ lines(spool_batch *b, int fd, const char *key, int strict)
 		}
 	}
 	if (open_msg && spool_batch_end(b, &e) != 0) /* a last line without newline */
-		cli_fail(&e);
+		fail(&e);
 	commit(b, key, strict);
 }
 
@@ -206,7 +221,7 @@ main(int argc, char **argv)
 	spool_queue *q = cli_queue(&sp, dir, argv[0], SPOOL_CREATE);
 	if (!q)
 		cli_die(EX_CANTCREAT, "cannot open queue %s", argv[0]);
-	spool_batch *b = spool_batch_new(q, &o, &e);
+	spool_batch *b = batch = spool_batch_new(q, &o, &e);
 	if (!b)
 		cli_fail(&e);
 	signal(SIGPIPE, SIG_IGN);

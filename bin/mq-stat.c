@@ -103,7 +103,7 @@ main(int argc, char **argv)
 	argc -= optind, argv += optind;
 	for (int i = 0; i < argc; i++)
 		if (!spool_queue_name_ok(argv[i]))
-			cli_die(EX_USAGE, "bad queue name '%s'", argv[i]);
+			cli_die(EX_USAGE, "bad queue name '%s'", spool_printable(argv[i]));
 
 	spool *sp = spool_open(dir, 0, &e);
 	if (!sp && !(e.code == EX_NOTFOUND && argc == 0))

@@ -103,7 +103,7 @@ cli_queue(spool **sp, const char *dir, const char *name, int flags)
 	struct spool_err e = {0};
 	if (!spool_queue_name_ok(name))
 		cli_die(EX_USAGE, "bad queue name '%s': want 1-64 of A-Z a-z 0-9 . _ -, "
-		                  "not starting with . or -", name);
+		                  "not starting with . or -", spool_printable(name));
 	if (!(*sp = spool_open(dir, flags, &e))) {
 		if (e.code != EX_NOTFOUND)
 			cli_fail(&e);

@@ -176,9 +176,11 @@ spool_job_finish(spool_job *j, int timed_out, enum spool_outcome *out, char *des
 		r = spool_release(j->m, e), *out = SPOOL_RETRY, snprintf(desc, desclen, "stopped");
 	else if (!timed_out && code == 0)
 		r = spool_ack(j->m, e), *out = SPOOL_ACKED;
-	else if (!timed_out && (code == 65 || code == 100))
-		r = spool_bury(j->m, "handler said bury", desc, e), *out = SPOOL_BURIED;
-	else if ((r = spool_nack(j->m, -1, desc, e)) >= 0)
+	else if (!timed_out && (code == 65 || code == 100)) {
+		char why[128];
+		snprintf(why, sizeof why, "handler said bury (%s)", desc);
+		r = spool_bury(j->m, why, desc, e), *out = SPOOL_BURIED;
+	} else if ((r = spool_nack(j->m, -1, desc, e)) >= 0)
 		*out = r == 1 ? SPOOL_BURIED : SPOOL_RETRY;
 	if (r < 0 && e && e->code == EX_NOTFOUND) {
 		*out = SPOOL_LOST;

@@ -98,6 +98,21 @@ spool_queue_name_ok(const char *s)
 	return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
 }
 
+const char *
+spool_printable(const char *s)
+{
+	static char buf[100];
+	size_t k = 0;
+	for (; *s && k + 5 < sizeof buf; s++)
+		k += (size_t)((unsigned char)*s < 0x20 || *s == 0x7f ?
+		              snprintf(buf + k, sizeof buf - k, "\\x%02x", (unsigned char)*s) :
+		              (buf[k] = *s, 1));
+	if (*s)
+		k += (size_t)snprintf(buf + k, sizeof buf - k, "...");
+	buf[k] = '\0';
+	return buf;
+}
+
 static int
 cmp_str(const void *a, const void *b)
 {
@@ -154,12 +169,20 @@ spool_strv_free(char **v)
 	free(v);
 }
 
+/*
+ * A queue directory may exist without its subdirectories: made by an
+ * operator for its config, or a producer is creating them right now.  They
+ * are made here then, whoever opens the queue.
+ */
 static int
-open_sub(spool_queue *q, const char *sub, int create, struct spool_err *e)
+open_sub(spool_queue *q, const char *sub, struct spool_err *e)
 {
-	if (create && mkdirat(q->fd, sub, 0777) != 0 && errno != EEXIST)
-		return spool_fail_errno(e, errno, "create %s/%s", q->path, sub);
 	int fd = openat(q->fd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT) {
+		if (mkdirat(q->fd, sub, 0777) != 0 && errno != EEXIST)
+			return spool_fail_errno(e, errno, "create %s/%s", q->path, sub);
+		fd = openat(q->fd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	}
 	if (fd < 0)
 		return spool_fail_errno(e, errno, "open %s/%s", q->path, sub);
 	return fd;
@@ -171,7 +194,7 @@ spool_queue_open(spool *sp, const char *name, int flags, struct spool_err *e)
 	if (!spool_queue_name_ok(name))
 		return spool_fail(e, EX_USAGE,
 		                  "bad queue name '%s': want 1-64 of A-Z a-z 0-9 . _ -, "
-		                  "not starting with . or -", name), NULL;
+		                  "not starting with . or -", spool_printable(name)), NULL;
 	spool_queue *q = calloc(1, sizeof *q);
 	if (!q)
 		return spool_fail_errno(e, errno, "open queue %s", name), NULL;
@@ -196,9 +219,9 @@ spool_queue_open(spool *sp, const char *name, int flags, struct spool_err *e)
 		goto fail;
 	}
 	/* new/ last: a consumer that sees new/ may rely on tmp/ and cur/ */
-	if ((q->tmpfd = open_sub(q, "tmp", create, e)) < 0 ||
-	    (q->curfd = open_sub(q, "cur", create, e)) < 0 ||
-	    (q->newfd = open_sub(q, "new", create, e)) < 0)
+	if ((q->tmpfd = open_sub(q, "tmp", e)) < 0 || (q->curfd = open_sub(q, "cur", e)) < 0 ||
+	    (create && (q->deadfd = open_sub(q, "dead", e)) < 0) ||
+	    (q->newfd = open_sub(q, "new", e)) < 0)
 		goto fail;
 	if (config_load(q, e) != 0)
 		goto fail;
@@ -248,6 +271,6 @@ subdir_fd(spool_queue *q, const char *which, struct spool_err *e)
 {
 	int *fdp = strcmp(which, "dead") == 0 ? &q->deadfd : &q->donefd;
 	if (*fdp < 0)
-		*fdp = open_sub(q, which, 1, e);
+		*fdp = open_sub(q, which, e);
 	return *fdp;
 }

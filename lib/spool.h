@@ -51,6 +51,9 @@ const char *spool_root(const spool *sp); /* absolute path */
 char **spool_queues(spool *sp, struct spool_err *e);
 void spool_strv_free(char **v);
 
+/* s with control characters escaped and cut short, for an error message
+ * (a static buffer: use it before the next call). */
+const char *spool_printable(const char *s);
 /* 1 if name is a valid queue name, 0 if not. */
 int spool_queue_name_ok(const char *name);
 /* Without SPOOL_CREATE a missing queue fails with EX_NOTFOUND. */
