@@ -322,8 +322,8 @@ publish_one(spool_batch *b, const char *name, struct spool_err *e)
 
 /*
  * The dedup marker ids/KEY (percent-encoded) holds the id first sent with
- * KEY; its mtime is when.  Checked and written under flock(.lock), the one
- * lock of the spool, so that concurrent producers of one key publish once.
+ * KEY; its mtime is when.  Checked and written under flock(QUEUE/.lock), the
+ * one lock of the spool, so that concurrent producers of one key publish once.
  */
 static void
 encode_key(const char *key, char *out, size_t len)
@@ -339,7 +339,7 @@ encode_key(const char *key, char *out, size_t len)
 }
 
 static int
-dedup_lock(spool_queue *q, struct spool_err *e)
+queue_lock(spool_queue *q, struct spool_err *e)
 {
 	int fd = openat(q->fd, ".lock", O_RDWR | O_CREAT | O_CLOEXEC, 0666);
 	if (fd < 0)
@@ -404,6 +404,10 @@ spool_batch_commit(spool_batch *b, const char **dup_of, struct spool_err *e)
 		*dup_of = NULL;
 	if (b->n == 0)
 		return 0;
+	/* The one lock: producers of a key, or of a queue with a max-length,
+	 * check and publish one at a time so that neither limit can be raced. */
+	if ((b->o.key || q->cfg.max_length > 0) && (lockfd = queue_lock(q, e)) < 0)
+		goto out;
 	if (admit(b, e) != 0)
 		goto out;
 	if (b->o.key) {
@@ -416,8 +420,6 @@ spool_batch_commit(spool_batch *b, const char **dup_of, struct spool_err *e)
 			spool_fail_errno(e, errno, "open %s/ids", q->path);
 			goto out;
 		}
-		if ((lockfd = dedup_lock(q, e)) < 0)
-			goto out;
 		if (dedup_seen(q, idsfd, enc)) {
 			if (dup_of)
 				*dup_of = dup_id;
