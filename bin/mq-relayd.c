@@ -46,6 +46,7 @@ struct consumer {
 	int64_t next_due;      /* earliest future message seen, 0 = none */
 	int64_t rest_until;    /* after an error, or while the queue is missing */
 	bool retired;          /* removed by a reload: finish what runs, claim nothing */
+	bool gone;             /* its directory went away: reopen it when it is back, do not create */
 	struct consumer *next;
 };
 
@@ -350,9 +351,10 @@ open_queue(struct consumer *c)
 	int64_t now = spool_now();
 	if (c->q || c->retired || now < c->rest_until)
 		return;
-	if (!(c->q = spool_queue_open(d.sp, c->queue, SPOOL_CREATE, &e)) ||
+	if (!(c->q = spool_queue_open(d.sp, c->queue, c->gone ? 0 : SPOOL_CREATE, &e)) ||
 	    spool_watch_add(d.w, c->q, &e) < 0) {
-		logmsg(LOG_ERR, "%s: %s (retrying)", c->queue, e.msg);
+		if (!c->gone || e.code != EX_NOTFOUND)
+			logmsg(LOG_ERR, "%s: %s (retrying)", c->queue, e.msg);
 		spool_queue_close(c->q);
 		c->q = NULL;
 		c->rest_until = now + REOPEN_EVERY;
@@ -360,31 +362,58 @@ open_queue(struct consumer *c)
 	}
 	apply_overrides(c);
 	c->next_due = 0;
+	if (c->gone)
+		logmsg(LOG_INFO, "%s: queue directory is back: watching it again", c->queue);
+	c->gone = false;
+	spool_queue_rescan(c->q);
 	logmsg(LOG_DEBUG, "%s: watching %s/new", c->queue, spool_queue_path(c->q));
+}
+
+/* The queue's directory was removed or replaced: let go of it, and open it
+ * again (without creating it) once it is back. */
+static void
+lose_queue(struct consumer *c)
+{
+	logmsg(LOG_WARNING, "%s: queue directory went away: watching for it to come back",
+	       c->queue);
+	drop_queue(c->q);
+	c->q = NULL;
+	c->gone = true;
+	c->rest_until = spool_now() + REOPEN_EVERY / 4;
 }
 
 static void
 on_watch(void *arg, spool_queue *q, enum spool_watch_event ev)
 {
 	(void)arg;
-	if (ev == SPOOL_WATCH_OVERFLOW) {
+	if (ev == SPOOL_WATCH_OVERFLOW)
 		logmsg(LOG_WARNING, "inotify queue overflowed: reading every queue again");
-		return;
-	}
 	for (struct consumer *c = d.conf.consumers; c; c = c->next) {
-		if (c->q != q)
-			continue;
-		if (ev == SPOOL_WATCH_ARRIVED) {
+		if (ev == SPOOL_WATCH_OVERFLOW) {
 			c->next_due = 0;
 			continue;
 		}
-		/* new/ was removed or replaced: watch the queue anew when it is back */
-		logmsg(LOG_WARNING, "%s: queue directory went away: watching it again when it is back",
-		       c->queue);
-		drop_queue(c->q);
-		c->q = NULL;
-		c->rest_until = 0;
+		if (c->q != q)
+			continue;
+		if (ev == SPOOL_WATCH_ARRIVED)
+			c->next_due = 0;
+		else
+			lose_queue(c);
 	}
+}
+
+/* inotify does not say when a directory we hold open is renamed away or its
+ * parent removed: compare the path with what we hold, once a second. */
+static void
+check_queues(int64_t now)
+{
+	static int64_t next;
+	if (now < next)
+		return;
+	next = now + REOPEN_EVERY;
+	for (struct consumer *c = d.conf.consumers; c; c = c->next)
+		if (c->q && !c->retired && spool_queue_stale(c->q))
+			lose_queue(c);
 }
 
 /* ---- handlers ---- */
@@ -553,10 +582,11 @@ rescan(const char *why)
 		spool_queue_rescan(c->q);
 		c->next_due = 0;
 		struct spool_repair r;
-		if (spool_repair(c->q, 0, &r, &e) != 0)
+		if (spool_repair(c->q, SPOOL_REPAIR_FULL, &r, &e) != 0)
 			logmsg(LOG_ERR, "%s: %s", c->queue, e.msg);
-		else if (r.leases)
-			logmsg(LOG_WARNING, "%s: took back %ld expired leases", c->queue, r.leases);
+		else if (r.leases || r.expired)
+			logmsg(LOG_WARNING, "%s: took back %ld expired leases, buried %ld expired messages",
+			       c->queue, r.leases, r.expired);
 	}
 	d.next_rescan = spool_now() + d.conf.rescan;
 }
@@ -596,11 +626,14 @@ reload(void)
 		for (struct consumer *o = d.conf.consumers; o; o = o->next)
 			if (!o->retired && strcmp(o->queue, n->queue) == 0 && strcmp(o->cmd, n->cmd) == 0) {
 				n->q = o->q;
+				n->gone = o->gone;
 				o->q = NULL;
 				o->retired = true;
 				for (struct job *j = d.jobs; j; j = j->next)
 					if (j->c == o)
 						j->c = n, n->running++, o->running--;
+				if (n->q && spool_queue_reload(n->q, &e) != 0)
+					logmsg(LOG_ERR, "reload: %s", e.msg);
 				if (n->q)
 					apply_overrides(n);
 				break;
@@ -705,6 +738,8 @@ loop(void)
 			if (!c->q && !c->rest_until)
 				EARLIER(now + REOPEN_EVERY);
 			if (c->q)
+				EARLIER(now + REOPEN_EVERY); /* check_queues */
+			if (c->q)
 				EARLIER(spool_queue_next_lease(c->q));
 		}
 		int timeout = -1;
@@ -731,6 +766,7 @@ loop(void)
 		}
 		now = spool_now();
 		tend_jobs(now);
+		check_queues(now);
 		forget_retired();
 		if (!d.stopping && now >= d.next_rescan)
 			rescan(NULL);

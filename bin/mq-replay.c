@@ -138,7 +138,9 @@ main(int argc, char **argv)
 	spool *sp, *sp2 = NULL;
 	if (!(s.q = cli_queue(&sp, dir, argv[0], 0)))
 		cli_die(EX_NOTFOUND, "queue %s: no such queue", argv[0]);
-	if (to && !(s.to = cli_queue(&sp2, dir, to, SPOOL_CREATE)))
+	if (to && !spool_queue_name_ok(to))
+		cli_die(EX_USAGE, "--to: bad queue name '%s'", spool_printable(to));
+	if (to && !s.dry_run && !(s.to = cli_queue(&sp2, dir, to, SPOOL_CREATE)))
 		cli_die(EX_CANTCREAT, "queue %s: cannot create", to);
 	if (spool_list(s.q, 1u << from, 0, replay, &s, &e) < 0)
 		cli_fail(&e);

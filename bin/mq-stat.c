@@ -9,6 +9,7 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,6 +27,7 @@ struct qstat {
 	int64_t bytes;
 	long hist[NB];
 	struct spool_repair rep;
+	bool ok;              /* the queue could be read */
 };
 
 static int64_t now;
@@ -131,6 +133,8 @@ main(int argc, char **argv)
 		    spool_list(q, 0, SPOOL_LIST_SIZE, count, &st[i], &e) < 0) {
 			cli_error(&e);
 			rc = e.code;
+		} else {
+			st[i].ok = true;
 		}
 		spool_queue_close(q);
 	}
@@ -139,6 +143,8 @@ main(int argc, char **argv)
 		json_t *a = json_array();
 		for (size_t i = 0; i < nq; i++) {
 			struct qstat *s = &st[i];
+			if (!s->ok)
+				continue;
 			json_t *h = json_object();
 			for (size_t b = 0; b < NB; b++) {
 				char key[16];
@@ -168,6 +174,8 @@ main(int argc, char **argv)
 		       "EXPIRED", "DEAD", "KEPT", "OLDEST", "BYTES");
 		for (size_t i = 0; i < nq; i++) {
 			struct qstat *s = &st[i];
+			if (!s->ok)
+				continue;
 			printf("%-16s %7ld %7ld %8ld %7ld %7ld %7ld %7s %8s\n", list[i], s->n[SPOOL_READY],
 			       s->n[SPOOL_DELAYED], s->n[SPOOL_CLAIMED], s->rep.leases, s->n[SPOOL_DEAD],
 			       s->n[SPOOL_DONE], s->oldest ? spool_fmt_age(now - s->oldest, age, sizeof age) : "-",
@@ -178,6 +186,8 @@ main(int argc, char **argv)
 			printf(" %5d", buckets[b]);
 		printf(" %5d+\n", buckets[NB - 2]);
 		for (size_t i = 0; i < nq; i++) {
+			if (!st[i].ok)
+				continue;
 			printf("%-16s %6ld", list[i], st[i].n[SPOOL_READY]);
 			for (size_t b = 0; b < NB; b++)
 				printf(" %5ld", st[i].hist[b]);

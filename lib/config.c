@@ -102,8 +102,17 @@ set_value(struct spool_config *c, int k, const char *v)
 	}
 	if (x < 0)
 		return -1;
+	/* a lease shorter than this would expire while it is being extended */
+	if (keys[k].off == offsetof(struct spool_config, lease) && x < 100)
+		return -1;
 	*(int64_t *)p = x;
 	return 0;
+}
+
+int
+spool_queue_reload(spool_queue *q, struct spool_err *e)
+{
+	return config_load(q, e);
 }
 
 int
@@ -125,6 +134,12 @@ config_load(spool_queue *q, struct spool_err *e)
 		char *s = trim(line), *eq;
 		if (!*s || *s == '#')
 			continue;
+		for (char *h = s; (h = strchr(h, '#')); h++) /* a comment after the value */
+			if (h[-1] == ' ' || h[-1] == '\t') {
+				*h = '\0';
+				s = trim(s);
+				break;
+			}
 		if (!(eq = strchr(s, '='))) {
 			rc = spool_fail(e, EX_CONFIG, "%s/config:%d: want 'key = value': '%s'", q->path,
 			                lineno, s);

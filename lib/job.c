@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -25,6 +26,7 @@ struct spool_job {
 	int64_t next_tick; /* when the lease is next extended */
 	bool lost;         /* an extension failed: someone else took the message */
 	bool pgrp;         /* the child leads its own process group */
+	bool killed;       /* spool_job_kill was called */
 };
 
 static void
@@ -55,6 +57,8 @@ child(spool_msg *m, int bodyfd, const char *cmd, int flags)
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	signal(SIGPIPE, SIG_DFL);
 	signal(SIGCHLD, SIG_DFL);
+	/* the lease is kept alive by the parent: without it, stop */
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	if (dup2(bodyfd, 0) < 0)
 		_exit(127);
 	if (flags & SPOOL_JOB_PGRP)
@@ -147,6 +151,7 @@ int
 spool_job_kill(spool_job *j, int sig)
 {
 	/* the whole process group: sh -c and what it started */
+	j->killed = true;
 	return kill(j->pgrp ? -j->pid : j->pid, sig);
 }
 
@@ -162,6 +167,9 @@ spool_job_finish(spool_job *j, int timed_out, enum spool_outcome *out, char *des
 		;
 	if (r < 0)
 		return spool_fail_errno(e, errno, "wait for handler %d", (int)j->pid);
+	/* the shell is gone; what it started and that ignored TERM is not */
+	if (j->killed && j->pgrp)
+		kill(-j->pid, SIGKILL);
 	int code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 	if (timed_out)
 		snprintf(desc, desclen, "timeout");

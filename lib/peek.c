@@ -58,8 +58,8 @@ peek_file(int dirfd, const char *name, struct spool_entry *en)
 }
 
 static int
-list_dir(spool_queue *q, int dirfd, const char *sub, enum spool_state st0, int flags,
-         spool_entry_fn *fn, void *arg, struct spool_err *e)
+list_dir(spool_queue *q, int dirfd, const char *sub, enum spool_state st0, unsigned states,
+         int flags, spool_entry_fn *fn, void *arg, struct spool_err *e)
 {
 	struct spool_list l = {0};
 	struct spool_name n;
@@ -77,6 +77,8 @@ list_dir(spool_queue *q, int dirfd, const char *sub, enum spool_state st0, int f
 			continue;
 		memset(&en, 0, sizeof en);
 		en.state = st0 == SPOOL_READY && n.t > now ? SPOOL_DELAYED : st0;
+		if (!(states & 1u << en.state))
+			continue;
 		memcpy(en.id, n.id, sizeof en.id);
 		en.attempts = n.attempts;
 		en.t = n.t;
@@ -108,9 +110,9 @@ spool_list(spool_queue *q, unsigned states, int flags, spool_entry_fn *fn, void 
 		states = ~0u;
 	int rc = 0;
 	if (states & (1u << SPOOL_READY | 1u << SPOOL_DELAYED))
-		rc = list_dir(q, q->newfd, "new", SPOOL_READY, flags, fn, arg, e);
+		rc = list_dir(q, q->newfd, "new", SPOOL_READY, states, flags, fn, arg, e);
 	if (!rc && (states & 1u << SPOOL_CLAIMED))
-		rc = list_dir(q, q->curfd, "cur", SPOOL_CLAIMED, flags, fn, arg, e);
+		rc = list_dir(q, q->curfd, "cur", SPOOL_CLAIMED, states, flags, fn, arg, e);
 	const char *subs[] = {"dead", "done"};
 	enum spool_state sts[] = {SPOOL_DEAD, SPOOL_DONE};
 	for (int i = 0; i < 2 && !rc; i++) {
@@ -122,7 +124,7 @@ spool_list(spool_queue *q, unsigned states, int flags, spool_entry_fn *fn, void 
 				continue;
 			return spool_fail_errno(e, errno, "open %s/%s", q->path, subs[i]);
 		}
-		rc = list_dir(q, fd, subs[i], sts[i], flags, fn, arg, e);
+		rc = list_dir(q, fd, subs[i], sts[i], states, flags, fn, arg, e);
 		close(fd);
 	}
 	return rc;

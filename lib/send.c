@@ -288,7 +288,9 @@ admit(spool_batch *b, struct spool_err *e)
 		int64_t n = count_ready(b->q, e);
 		if (n < 0)
 			return -1;
-		if (n + (int64_t)b->n > c->max_length)
+		/* delayed messages are not ready: they do not count now */
+		int64_t adding = b->o.due > spool_now() ? 0 : (int64_t)b->n;
+		if (n + adding > c->max_length)
 			return spool_fail(e, EX_TEMPFAIL, "queue %s is full (%lld ready, max-length %lld)",
 			                  b->q->name, (long long)n, (long long)c->max_length);
 	}
@@ -325,17 +327,21 @@ publish_one(spool_batch *b, const char *name, struct spool_err *e)
  * KEY; its mtime is when.  Checked and written under flock(QUEUE/.lock), the
  * one lock of the spool, so that concurrent producers of one key publish once.
  */
-static void
+/* 0, or -1 when the encoded key would not fit in a file name. */
+static int
 encode_key(const char *key, char *out, size_t len)
 {
 	size_t o = 0;
-	for (const unsigned char *k = (const unsigned char *)key; *k && o + 4 < len; k++) {
+	for (const unsigned char *k = (const unsigned char *)key; *k; k++) {
+		if (o + 4 >= len)
+			return -1;
 		if (isalnum(*k) || ((*k == '.' || *k == '_' || *k == '-') && k != (const unsigned char *)key))
 			out[o++] = (char)*k;
 		else
 			o += (size_t)snprintf(out + o, len - o, "%%%02X", *k);
 	}
 	out[o] = '\0';
+	return 0;
 }
 
 static int
@@ -395,7 +401,7 @@ spool_batch_commit(spool_batch *b, const char **dup_of, struct spool_err *e)
 {
 	spool_queue *q = b->q;
 	int lockfd = -1, idsfd = -1;
-	char enc[256];
+	char enc[NAME_MAX + 1];
 	long rc = -1;
 	size_t done = 0;
 
@@ -411,7 +417,10 @@ spool_batch_commit(spool_batch *b, const char **dup_of, struct spool_err *e)
 	if (admit(b, e) != 0)
 		goto out;
 	if (b->o.key) {
-		encode_key(b->o.key, enc, sizeof enc);
+		if (encode_key(b->o.key, enc, sizeof enc) != 0) {
+			spool_fail(e, EX_USAGE, "--id: key too long once encoded for a file name");
+			goto out;
+		}
 		if (mkdirat(q->fd, "ids", 0777) != 0 && errno != EEXIST) {
 			spool_fail_errno(e, errno, "create %s/ids", q->path);
 			goto out;

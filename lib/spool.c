@@ -247,6 +247,17 @@ spool_queue_close(spool_queue *q)
 	free(q);
 }
 
+int
+spool_queue_stale(spool_queue *q)
+{
+	struct stat a, b;
+	char path[80];
+	snprintf(path, sizeof path, "%s/new", q->name);
+	if (fstatat(q->sp->fd, path, &a, 0) != 0 || fstat(q->newfd, &b) != 0)
+		return 1;
+	return a.st_ino != b.st_ino || a.st_dev != b.st_dev;
+}
+
 const char *
 spool_queue_name(const spool_queue *q)
 {

@@ -80,6 +80,11 @@ struct spool_config {
 const struct spool_config *spool_queue_config(const spool_queue *q);
 /* Set one key as a config file would: 0, -1 bad value, -2 unknown key. */
 int spool_config_set(struct spool_config *c, const char *key, const char *val);
+/* Read QUEUE/config again (mq-relayd on SIGHUP). */
+int spool_queue_reload(spool_queue *q, struct spool_err *e);
+/* 1 when the queue's path no longer names the directories q has open (the
+ * queue was removed or replaced), 0 when it does. */
+int spool_queue_stale(spool_queue *q);
 /* Override the queue's settings for this process (mq-relayd's consumers). */
 void spool_queue_set_config(spool_queue *q, const struct spool_config *c);
 /* Called for every warning (unknown key) while a config file is read. */
