@@ -14,7 +14,6 @@
 
 #include "spool_priv.h"
 
-#define HEAD_FIRST 16384 /* the first read */
 #define HEAD_MAX 262144  /* a header block must end within this */
 
 spool_msg *
@@ -50,6 +49,18 @@ msg_renamed(spool_msg *m, const struct spool_name *n)
 	return 0;
 }
 
+/* The body has been read: the buffer goes back to the queue for the next one. */
+void
+msg_drop_head(spool_msg *m)
+{
+	if (m->head && m->headcap == HEAD_FIRST && !m->q->spare)
+		m->q->spare = m->head;
+	else
+		free(m->head);
+	m->head = NULL;
+	m->headlen = 0;
+}
+
 void
 spool_msg_free(spool_msg *m)
 {
@@ -61,7 +72,7 @@ spool_msg_free(spool_msg *m)
 		for (char **h = m->headers; *h; h++)
 			free(*h);
 	free(m->headers);
-	free(m->head);
+	msg_drop_head(m);
 	free(m->path);
 	free(m);
 }
@@ -87,8 +98,13 @@ msg_open(spool_msg *m, struct spool_err *e)
 	 * its rename out of tmp/, so a short first read means the whole file. */
 	size_t cap = HEAD_FIRST, got = 0;
 	ssize_t r;
-	if (!(m->head = malloc(cap)))
+	/* a drain reads thousands of messages: reuse one buffer rather than
+	 * have malloc give 16 KiB back to the kernel and fault it in again */
+	m->head = m->q->spare ? m->q->spare : malloc(cap);
+	m->q->spare = NULL;
+	if (!m->head)
 		return spool_fail_errno(e, errno, "read %s", m->path);
+	m->headcap = cap;
 	for (;;) {
 		r = read(m->fd, m->head + got, cap - got);
 		if (r < 0 && errno == EINTR)
@@ -112,6 +128,7 @@ msg_open(spool_msg *m, struct spool_err *e)
 		if (!h)
 			return spool_fail_errno(e, errno, "read %s", m->path);
 		m->head = h;
+		m->headcap = cap;
 	}
 	m->headlen = got;
 	const char *end = got && m->head[0] == '\n' ? m->head - 1 : memmem(m->head, got, "\n\n", 2);
@@ -125,6 +142,8 @@ msg_open(spool_msg *m, struct spool_err *e)
 ssize_t
 spool_msg_read(spool_msg *m, void *buf, size_t n, struct spool_err *e)
 {
+	if (m->eof)
+		return 0;
 	if (msg_open(m, e) != 0)
 		return -1;
 	if (m->rpos < (off_t)m->headlen) {
@@ -135,8 +154,12 @@ spool_msg_read(spool_msg *m, void *buf, size_t n, struct spool_err *e)
 		m->rpos += (off_t)k;
 		return (ssize_t)k;
 	}
-	if (m->whole)
+	if (m->whole) {
+		m->eof = true;
+		if (!m->headers) /* nothing more needs the first block */
+			msg_drop_head(m);
 		return 0;
+	}
 	for (;;) {
 		ssize_t r = pread(m->fd, buf, n, m->rpos);
 		if (r < 0 && errno == EINTR)
@@ -144,6 +167,7 @@ spool_msg_read(spool_msg *m, void *buf, size_t n, struct spool_err *e)
 		if (r < 0)
 			return spool_fail_errno(e, errno, "read %s", m->path);
 		m->rpos += r;
+		m->eof = r == 0;
 		return r;
 	}
 }

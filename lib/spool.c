@@ -243,6 +243,7 @@ spool_queue_close(spool_queue *q)
 		if (fds[i] >= 0)
 			close(fds[i]);
 	list_clear(&q->ready);
+	free(q->spare);
 	free(q->path);
 	free(q);
 }

@@ -15,6 +15,7 @@
 #define ULID_LEN 26
 #define TIME_DIGITS 13 /* ms since the epoch, zero padded: good until year 2286 */
 #define NAME_LEN 80    /* longest file name we make, with room to spare */
+#define HEAD_FIRST 16384 /* a message's first read */
 
 /* A file name T.ID.A[.E] parsed (spool-layout.md, "Names"). */
 struct spool_name {
@@ -47,7 +48,8 @@ struct spool_queue {
 	int deadfd, donefd;    /* opened on first use, -1 before */
 	struct spool_config cfg;
 	struct spool_list ready;
-	bool reaped;           /* spool_reap has run in this process */
+	bool reaped;           /* spool_repair has run in this process */
+	char *spare;           /* a first-block buffer to reuse (HEAD_FIRST bytes) */
 	int64_t next_lease;    /* earliest live lease seen by the last reap */
 };
 
@@ -61,6 +63,8 @@ struct spool_msg {
 	char *head;            /* the file's first block, read once */
 	size_t headlen;        /* bytes in head */
 	bool whole;            /* head holds the whole file */
+	bool eof;              /* spool_msg_read has returned 0 */
+	size_t headcap;        /* bytes allocated for head */
 	char **headers;        /* parsed on demand */
 	off_t rpos;            /* next body byte spool_msg_read returns (file offset) */
 	bool done;             /* acked, given back or buried */
@@ -98,6 +102,7 @@ int subdir_fd(spool_queue *q, const char *which, struct spool_err *e);
 spool_msg *msg_new(spool_queue *q, const struct spool_name *n, struct spool_err *e);
 int msg_open(spool_msg *m, struct spool_err *e);
 int msg_renamed(spool_msg *m, const struct spool_name *n);
+void msg_drop_head(spool_msg *m);
 int64_t backoff_delay(const struct spool_config *c, unsigned attempt);
 
 #endif
