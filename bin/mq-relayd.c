@@ -228,6 +228,10 @@ conf_read(const char *path, struct conf *c, struct spool_err *e)
 			goto fail;
 		}
 		cur = NULL;
+		if (!*v) {
+			conf_err(e, path, line, "%s: missing value", s);
+			goto fail;
+		}
 		if (strcmp(s, "spool") == 0) {
 			free(c->spool);
 			if (!(c->spool = strdup(v)))
