@@ -1,0 +1,503 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""bench/run's report: RESDIR/raw.tsv + env.txt (+ strace/) -> RESULTS.md, headline on stdout.
+
+usage: report.py RESDIR OUT.md
+
+Rates are messages/s = n / seconds of one sample; a figure is the median over the
+repetitions with [min-max].  Ratios divide medians by the median of the floor that
+was measured in the same run.  Targets are those of issue 5.
+"""
+import csv, os, statistics, sys
+from collections import OrderedDict
+
+resdir, out = sys.argv[1], sys.argv[2]
+
+env = OrderedDict()
+skipped = []
+with open(os.path.join(resdir, "env.txt")) as f:
+    for line in f:
+        k, _, v = line.rstrip("\n").partition(": ")
+        if k in ("skipped", "capped"):
+            skipped.append(k + ": " + v)
+        else:
+            env[k] = v
+
+samples = OrderedDict()          # (id, metric) -> [(n, seconds, rss)]
+cpus = OrderedDict()             # (id, metric) -> [(n, cpu seconds)] where tm measured it
+users = OrderedDict()            # (id, metric) -> [(n, user cpu seconds)]
+with open(os.path.join(resdir, "raw.tsv")) as f:
+    for r in csv.DictReader(f, delimiter="\t"):
+        samples.setdefault((r["id"], r["metric"]), []).append(
+            (int(r["n"]), float(r["seconds"]), int(r["rss_kib"]) if r["rss_kib"] else None))
+        if r.get("cpu_s"):
+            cpus.setdefault((r["id"], r["metric"]), []).append((int(r["n"]), float(r["cpu_s"])))
+        if r.get("user_s"):
+            users.setdefault((r["id"], r["metric"]), []).append((int(r["n"]), float(r["user_s"])))
+
+
+def rate(id_, metric):
+    """{med, min, max, n, reps} of msgs/s, or None when not measured."""
+    s = samples.get((id_, metric))
+    if not s:
+        return None
+    r = [n / sec for n, sec, _ in s if sec > 0]
+    return {"med": statistics.median(r), "min": min(r), "max": max(r), "n": s[0][0], "reps": len(r)}
+
+
+def cpu_us(id_, metric, table=None):
+    """median CPU microseconds per message (user + system of the process), or None."""
+    s = (cpus if table is None else table).get((id_, metric))
+    if not s:
+        return None
+    return statistics.median(c * 1e6 / n for n, c in s)
+
+
+def ms(id_):
+    s = samples.get((id_, "first"))
+    if not s:
+        return None
+    v = [sec * 1000 for _, sec, _ in s]
+    return {"med": statistics.median(v), "min": min(v), "max": max(v), "reps": len(v)}
+
+
+def rss(id_, metric):
+    s = samples.get((id_, metric))
+    v = [x for _, _, x in (s or []) if x is not None]
+    return max(v) if v else None
+
+
+def med(st):
+    return st["med"] if st else None
+
+
+def fmt(r):
+    if r is None:
+        return "-"
+    if r >= 100000: return "%.0fk" % (r / 1000)
+    if r >= 10000: return "%.1fk" % (r / 1000)
+    if r >= 1000: return "%.2fk" % (r / 1000)
+    if r >= 100: return "%.0f" % r
+    if r >= 10: return "%.1f" % r
+    return "%.2f" % r
+
+
+def cell(st):
+    if st is None:
+        return "-"
+    if st["reps"] == 1:
+        return fmt(st["med"])
+    return "%s [%s-%s]" % (fmt(st["med"]), fmt(st["min"]), fmt(st["max"]))
+
+
+def x(a, b):
+    if a is None or b is None or b == 0:
+        return None
+    return a / b
+
+
+def fx(v, unit="×"):
+    if v is None:
+        return "-"
+    return ("%.2f" % v if v < 10 else "%.1f" % v) + unit
+
+
+# ------------------------------------------------------------------ catalog ---
+# id: (what, durability, enq label, deq label, enq floor id, deq floor id)
+FL = "floor-nosync"
+NB = "%s" % env.get("params", "").split("N_BATCH=")[-1].split()[0] if "N_BATCH=" in env.get("params", "") else "N"
+CASES = [
+    ("floor", [
+        ("floor-nosync", "floor: C, only the syscalls (open O_EXCL, write, close, rename; claim: rename, open, read, unlink)", "none", FL, FL),
+        ("floor-nosync-churn", "the same floor again in the same directory, a second after its %s deletes (churned)" % NB, "none", FL, FL),
+        ("floor-fsync", "floor with fsync(file)+fsync(new/) per message; fsync(cur/) after claim and after ack", "per message", FL, FL),
+        ("floor-group", "floor with group commit: per 100, one syncfs + one fsync(new/); then claim+ack (no fsync) of these on-disk files", "per 100", FL, FL),
+        ("floor-group-churn", "group-commit floor again in the same directory, a second after its %s deletes" % NB, "per 100", "floor-group", "floor-group"),
+        ("floor-recycle", "cure tried: group-commit floor, but ack renames into free/ and send overwrites a file taken from free/ (write + ftruncate)", "per 100", "floor-group", "floor-group"),
+        ("floor-recycle-churn", "that recycling floor again in the same directory, a second later (every send reuses an acked inode and its block)", "per 100", "floor-group-churn", "floor-group-churn"),
+        ("spawn-bash", "spawn floor: a no-op C binary from a bash loop (stdin from the 1 KiB file)", "-", None, None),
+        ("spawn-c", "spawn floor: the no-op via posix_spawn from C", "-", None, None),
+        ("spawn-sh", "spawn floor of -x: /bin/sh -c /bin/true via posix_spawn from C", "-", None, None),
+    ]),
+    ("spoolmq", [
+        ("mq-send-proc", "one mq-send per message (bash loop); deq: one mq-recv per message", "fsync file + new/", "spawn-bash", "spawn-bash"),
+        ("mq-send-proc-nosync", "one mq-send --no-sync per message; deq: one mq-recv per message", "none", "spawn-bash", "spawn-bash"),
+        ("mq-send-l", "mq-send -l (N lines, one process), fresh queue; deq: mq-recv -n 0 >/dev/null (data on disk)", "group commit", "floor-group", "floor-group"),
+        ("mq-send-l-churn", "mq-send -l again into the same queue, a second after the drain of %s (churned); deq: mq-recv -n 0" % NB, "group commit", "floor-group-churn", "floor-group-churn"),
+        ("mq-send-l-nosync", "mq-send -l --no-sync, fresh queue; deq: mq-recv -n 0 (data not yet written back)", "none", FL, FL),
+        ("mq-send-l-nosync-churn", "mq-send -l --no-sync again into the same queue, a second after the drain (churned); deq: mq-recv -n 0", "none", "floor-nosync-churn", "floor-nosync-churn"),
+        ("mq-recv-x", "mq-recv -n 0 -x /bin/true (deq column)", "-", None, "spawn-sh"),
+        ("ext4-drain", "mq-recv -n 0 over the rest of the ext4 time-to-first-message backlog (capped at DRAIN_CAP s)", "-", None, FL),
+    ]),
+    ("peers", [
+        ("redis-pipe", "Redis, appendfsync always: redis-cli --pipe LPUSH; RPOPLPUSH + LREM (reliable queue)", "per event-loop pass", FL, FL),
+        ("redis-proc", "Redis, appendfsync always: one redis-cli LPUSH per message (bash loop)", "per message", "spawn-bash", None),
+        ("bs-pipe", "beanstalkd -b -f0 (binlog, fsync every write): python socket client, 100 in flight", "per write", FL, FL),
+        ("bs-proc", "beanstalkd -b -f0: one `printf put \\| nc -N` per message (bash loop)", "per write", "spawn-bash", None),
+        ("dirq", "python3-dirq QueueSimple in one process: add; lock+get+remove", "none (no option)", FL, FL),
+    ]),
+]
+FLOOR_NAME = {FL: "no-fsync floor", "floor-nosync-churn": "churned floor", "floor-group": "group floor",
+              "floor-group-churn": "churned group floor", "spawn-bash": "spawn floor", "spawn-sh": "sh spawn floor",
+              "floor-fsync": "fsync floor"}
+
+
+def ratio_cell(id_, metric, ref):
+    if ref is None or ref == id_:
+        return ""
+    v = x(med(rate(id_, metric)), med(rate(ref, metric if not ref.startswith("spawn") else "enq")))
+    return "%s %s" % (fx(v), FLOOR_NAME.get(ref, ref)) if v is not None else ""
+
+
+# ------------------------------------------------------------------ targets ---
+def drains():
+    pts = []
+    for (id_, metric) in samples:
+        if id_.startswith("drain-") and metric == "deq":
+            st = rate(id_, "deq")
+            pts.append((int(id_.split("-", 1)[1]), st))
+    return sorted(pts, key=lambda p: p[0])
+
+
+send_p, send_l, send_ln = rate("mq-send-proc", "enq"), rate("mq-send-l", "enq"), rate("mq-send-l-nosync", "enq")
+recv_n0 = rate("mq-send-l-nosync", "deq")      # same disk state as the floor: data unwritten
+recv_disk = rate("mq-send-l", "deq")           # a durable backlog: blocks on disk
+f_gr_d = rate("floor-group", "deq")
+redis_p, bs_pipe, dirq = rate("redis-proc", "enq"), rate("bs-pipe", "enq"), rate("dirq", "enq")
+dirq_d = rate("dirq", "deq")
+f_no, f_fs, f_gr, sp = rate(FL, "enq"), rate("floor-fsync", "enq"), rate("floor-group", "enq"), rate("spawn-bash", "enq")
+f_no_d = rate(FL, "deq")
+first = ms("first-mq-recv")
+HAVE_MQ = send_p is not None or send_l is not None or first is not None
+
+targets = []   # (what, figure, bound, ratio text, met)
+
+
+def verdict(ok):
+    if ok is None:
+        return "not measured"
+    return "**met**" if ok else "**missed**"
+
+
+def tgt(what, fig, fig_txt, ref, factor, ref_txt, greater=True, strict=False):
+    if fig is None or ref is None:
+        targets.append((what, fig_txt if fig is not None else "-", ref_txt, "-", verdict(None)))
+        return
+    r = fig / ref
+    ok = (r > factor if strict else r >= factor) if greater else r <= factor
+    targets.append((what, fig_txt, ref_txt, fx(r) + (" of it" if factor != 1 else ""), verdict(ok)))
+
+
+tgt("mq-send, 1 process/msg, durable ≥ 3× one redis-cli per message",
+    med(send_p), "%s msg/s" % fmt(med(send_p)), med(redis_p), 3,
+    "redis-cli: %s msg/s → need ≥ %s" % (fmt(med(redis_p)), fmt(3 * med(redis_p)) if redis_p else "-"))
+if send_p and redis_p and sp and f_fs and targets[-1][4] == verdict(False):
+    reach = 1 / (1 / med(sp) + 1 / med(f_fs))     # one spawn + one durable send, nothing else
+    if reach < 3 * med(redis_p):
+        t = targets[-1]
+        targets[-1] = (t[0], t[1], t[2] + "; spawn + fsync floors allow at most %s" % fmt(reach), t[3],
+                       "**missed**: out of reach in this run (the floors allow %s < %s)" % (fmt(reach), fmt(3 * med(redis_p))))
+if send_p and sp and f_fs:
+    t_send = 1e6 / med(send_p)
+    t_floor = 1e6 / med(sp) + 1e6 / med(f_fs)
+    tgt("mq-send, 1 process/msg, durable: time ≤ 1.3× (spawn floor + fsync-per-msg floor)",
+        t_send, "%.0f µs/msg" % t_send, t_floor, 1.3,
+        "%.0f + %.0f = %.0f µs → need ≤ %.0f µs" % (1e6 / med(sp), 1e6 / med(f_fs), t_floor, 1.3 * t_floor), greater=False)
+else:
+    targets.append(("mq-send, 1 process/msg, durable: time ≤ 1.3× (spawn + fsync floor)", "-", "-", "-", verdict(None)))
+tgt("mq-send -l durable ≥ 0.8× group-commit floor", med(send_l), "%s msg/s" % fmt(med(send_l)),
+    med(f_gr), 0.8, "floor: %s → need ≥ %s" % (fmt(med(f_gr)), fmt(0.8 * med(f_gr)) if f_gr else "-"))
+tgt("mq-send -l durable > beanstalkd fsync per write (batched)", med(send_l), "%s msg/s" % fmt(med(send_l)),
+    med(bs_pipe), 1, "beanstalkd -f0: %s" % fmt(med(bs_pipe)), strict=True)
+tgt("mq-send -l --no-sync ≥ 0.8× no-fsync floor", med(send_ln), "%s msg/s" % fmt(med(send_ln)),
+    med(f_no), 0.8, "floor: %s → need ≥ %s" % (fmt(med(f_no)), fmt(0.8 * med(f_no)) if f_no else "-"))
+tgt("mq-send -l --no-sync > python-dirq add", med(send_ln), "%s msg/s" % fmt(med(send_ln)),
+    med(dirq), 1, "dirq: %s" % fmt(med(dirq)), strict=True)
+tgt("mq-recv -n 0 (claim+ack) ≥ 0.8× floor claim+ack (both: data not yet written back)", med(recv_n0), "%s msg/s" % fmt(med(recv_n0)),
+    med(f_no_d), 0.8, "floor: %s → need ≥ %s" % (fmt(med(f_no_d)), fmt(0.8 * med(f_no_d)) if f_no_d else "-"))
+tgt("mq-recv -n 0 of a durable backlog ≥ 0.8× floor claim+ack of on-disk files", med(recv_disk), "%s msg/s" % fmt(med(recv_disk)),
+    med(f_gr_d), 0.8, "on-disk floor: %s → need ≥ %s" % (fmt(med(f_gr_d)), fmt(0.8 * med(f_gr_d)) if f_gr_d else "-"))
+tgt("mq-recv -n 0 ≥ 1.3× python-dirq lock+get+remove (both unwritten)", med(recv_n0), "%s msg/s" % fmt(med(recv_n0)),
+    med(dirq_d), 1.3, "dirq: %s → need ≥ %s" % (fmt(med(dirq_d)), fmt(1.3 * med(dirq_d)) if dirq_d else "-"))
+if first:
+    ff = ms("first-floor")
+    v = verdict(first["med"] < 20)
+    ref = "20 ms"
+    if ff:
+        ref += "; floor (one readdir of new/ + claim): %.1f ms" % ff["med"]
+        if first["med"] >= 20 and ff["med"] >= 20:
+            v = "**missed**: out of reach with one full readdir (the floor alone takes %.0f ms)" % ff["med"]
+    targets.append(("first message from a %s backlog < 20 ms (one mq-recv process)" % env.get("params", "").split("BACKLOG=")[-1].split()[0],
+                    "%.1f ms" % first["med"], ref, "%.2f× of it" % (first["med"] / 20), v))
+else:
+    targets.append(("first message from the backlog < 20 ms", "-", "20 ms", "-", verdict(None)))
+dp = [(n, st) for n, st in drains() if st]
+if len(dp) >= 2:
+    (n0, s0), (n1, s1) = dp[0], dp[-1]
+    c0, c1 = cpu_us("drain-%d" % n0, "deq"), cpu_us("drain-%d" % n1, "deq")
+    wall = (1 / med(s1)) / (1 / med(s0))
+    if c0 and c1:
+        growth = c1 / c0
+        targets.append(("drain linear in the backlog (tmpfs): CPU µs/msg at %s ÷ at %s ≤ 1.5" % (fmt(n1), fmt(n0)),
+                        "%.1f → %.1f CPU µs/msg (wall %.1f → %.1f)" % (c0, c1, 1e6 / med(s0), 1e6 / med(s1)), "≤ 1.5×",
+                        "%s (wall %s)" % (fx(growth), fx(wall)), verdict(growth <= 1.5)))
+    else:
+        targets.append(("drain linear in the backlog (wall µs/msg at %s ÷ at %s ≤ 1.5)" % (fmt(n1), fmt(n0)),
+                        "%.1f → %.1f µs/msg" % (1e6 / med(s0), 1e6 / med(s1)), "≤ 1.5×", fx(wall), verdict(wall <= 1.5)))
+else:
+    targets.append(("drain linear in the backlog", "-", "≤ 1.5×", "-", verdict(None)))
+churn = rate("mq-send-l-churn", "enq")
+fgc = rate("floor-group-churn", "enq")
+targets.append(("mq-send -l durable, churned spool (report; keep it near the fresh figure)",
+                "%s msg/s" % fmt(med(churn)) if churn else "-",
+                "fresh: %s; churned group floor: %s" % (fmt(med(send_l)), fmt(med(fgc))),
+                ("%s of fresh, %s of churned floor" % (fx(x(med(churn), med(send_l))), fx(x(med(churn), med(fgc))))) if churn else "-",
+                "report"))
+
+# ------------------------------------------------------------------ writing ---
+L = []
+L.append("# spoolmq benchmark results")
+L.append("")
+L.append("Written by `make bench` (bench/run) on %s; every figure below comes from that one run "
+         "(%s repetitions, rep-major: each case once, then all again). Raw samples: "
+         "bench/results/%s/ (not kept in git)." % (env.get("date", "?"), env.get("params", "").split("REPS=")[-1].split()[0], env.get("stamp", "?")))
+L.append("")
+L.append("## Machine")
+L.append("")
+for k in ("date", "kernel", "cores", "cpu", "memory", "scratch fs", "drain linearity dir", "loadavg at start", "spoolmq", "mq-relayd", "mq-relayd forward", "peers", "params", "seconds"):
+    if k in env:
+        L.append("- %s: %s" % (k, env[k] + (" s (whole run)" if k == "seconds" else "")))
+for sk in skipped:
+    L.append("- " + sk)
+L.append("")
+L.append("## Targets (issue 5)")
+L.append("")
+if not HAVE_MQ:
+    L.append("**The mq commands were not built when this ran: only the floor and the peers were measured.**")
+    L.append("")
+L.append("| target | figure (median) | reference in this run | ratio | verdict |")
+L.append("|---|---|---|---|---|")
+for t in targets:
+    L.append("| " + " | ".join(t) + " |")
+L.append("")
+L.append("## All cases (msgs/s, median [min-max]; ratios = median ÷ median of the named floor in this run)")
+L.append("")
+L.append("Messages are 1 KiB. `enq` = send / add / put; `deq` = claim + read + ack (remove).")
+L.append("")
+for title, rows in CASES:
+    L.append("### " + title)
+    L.append("")
+    L.append("| case | durability | N | enq msgs/s | enq ratio | deq msgs/s | deq ratio |")
+    L.append("|---|---|---|---|---|---|---|")
+    for id_, what, dur, eref, dref in rows:
+        se, sd = rate(id_, "enq"), rate(id_, "deq")
+        if se is None and sd is None:
+            if title == "spoolmq":
+                L.append("| %s | %s | - | not measured | | | |" % (what, dur))
+            continue
+        n = (se or sd)["n"]
+        L.append("| %s | %s | %d | %s | %s | %s | %s |" % (
+            what, dur, n, cell(se), ratio_cell(id_, "enq", eref) if se else "",
+            cell(sd), ratio_cell(id_, "deq", dref) if sd else ""))
+    L.append("")
+
+L.append("### Time to the first message from a backlog (one process, wall time from fork to exit)")
+L.append("")
+fb = ms("first-floor")
+fn = ms("first-noop")
+if first:
+    def fcpu(id_, table):
+        v = cpu_us(id_, "first", table)
+        return "%.1f" % (v / 1000) if v else "-"
+    L.append("| what | wall ms, median [min-max] | CPU ms (user+sys) | user ms | peak RSS KiB |")
+    L.append("|---|---|---|---|---|")
+    L.append("| `mq-recv -d DIR q >/dev/null` | %.2f [%.2f-%.2f] | %s | %s | %s |" % (
+        first["med"], first["min"], first["max"], fcpu("first-mq-recv", None), fcpu("first-mq-recv", users), rss("first-mq-recv", "first")))
+    if fb:
+        L.append("| floor: readdir all of new/, pick the smallest name, rename, read, write, unlink (bench/src/firstfloor.c) | %.2f [%.2f-%.2f] | %s | %s | %s |" % (
+            fb["med"], fb["min"], fb["max"], fcpu("first-floor", None), fcpu("first-floor", users), rss("first-floor", "first")))
+    if fn:
+        L.append("| exec of a no-op binary (same timer) | %.2f [%.2f-%.2f] | | | %s |" % (fn["med"], fn["min"], fn["max"], rss("first-noop", "first")))
+    L.append("")
+    L.append("Runs alternate mq-recv, floor, no-op against the same backlog (each takes one message). "
+             "The directory is hot in the page cache (it was just written); a cold cache adds the reads of the directory blocks.")
+else:
+    L.append("not measured (mq-recv not built)")
+L.append("")
+
+L.append("### Drain linearity: `mq-recv -n 0 -d DIR q >/dev/null` on backlogs of growing size (tmpfs)")
+L.append("")
+if dp:
+    L.append("| backlog | drain msgs/s | wall µs/msg | ÷ smallest | CPU µs/msg (user+sys) | ÷ smallest | user µs/msg | ÷ smallest | fill with mq-send -l --no-sync (msgs/s) |")
+    L.append("|---|---|---|---|---|---|---|---|---|")
+    cbase = cpu_us("drain-%d" % dp[0][0], "deq")
+    ubase = cpu_us("drain-%d" % dp[0][0], "deq", users)
+    for n, st in dp:
+        fs = rate("fill-%d" % n, "enq")
+        cu = cpu_us("drain-%d" % n, "deq")
+        uu = cpu_us("drain-%d" % n, "deq", users)
+        L.append("| %s | %s | %.1f | %s | %s | %s | %s | %s | %s |" % (fmt(n), cell(st), 1e6 / med(st), fx(x(1e6 / med(st), 1e6 / med(dp[0][1]))),
+                 "%.1f" % cu if cu else "-", fx(x(cu, cbase)), "%.1f" % uu if uu else "-", fx(x(uu, ubase)), cell(fs) if fs else "-"))
+    L.append("")
+    L.append("Filled with `mq-send -l --no-sync`, drained at once, on tmpfs (%s): what grows with the backlog is "
+             "mq-recv's own work per message (listing, sorting, claiming), without ext4's writeback state and "
+             "per-block discards, which move the disk figures by up to 10× on this shared machine. CPU = user + "
+             "system time of the mq-recv process (wait4); the verdict uses it." % env.get("drain linearity dir", "?"))
+    ed = rate("ext4-drain", "deq")
+    if ed:
+        sp_ = samples.get(("ext4-drain", "span"))
+        L.append("")
+        L.append("On ext4, the rest of the %s time-to-first-message backlog drains at %s msgs/s (%.1f wall µs/msg, "
+                 "%s CPU µs/msg; fill to drain end %s s at most). Whether its data had been written back by then "
+                 "(30 s dirty expiry, or any process's syncfs on this shared file system) decides between the "
+                 "no-fsync and the on-disk claim+ack floor; drains are capped at DRAIN_CAP s." % (
+                     env.get("params", "").split("BACKLOG=")[-1].split()[0], cell(ed), 1e6 / med(ed),
+                     "%.1f" % cpu_us("ext4-drain", "deq") if cpu_us("ext4-drain", "deq") else "-",
+                     "%.0f" % max(sec for _, sec, _ in sp_) if sp_ else "-"))
+else:
+    L.append("not measured")
+L.append("")
+
+L.append("### Peak resident memory (ru_maxrss of the process, as /usr/bin/time %M reports it)")
+L.append("")
+rss_rows = [("mq-send (one message)", rss("rss-mq-send", "rss")), ("mq-recv (one message)", rss("rss-mq-recv", "rss")),
+            ("mq-send -l (N_BATCH lines)", rss("mq-send-l", "enq")), ("mq-send -l --no-sync (N_BATCH lines)", rss("mq-send-l-nosync", "enq")),
+            ("mq-recv -n 0 (N_BATCH backlog)", rss("mq-send-l", "deq")), ("mq-recv -n 0 -x /bin/true", rss("mq-recv-x", "deq")),
+            ("mq-recv, first message from the backlog", rss("first-mq-recv", "first"))]
+for n, st in dp:
+    rss_rows.append(("mq-recv -n 0 over %s (tmpfs)" % fmt(n), rss("drain-%d" % n, "deq")))
+rss_rows.append(("mq-recv -n 0 over the rest of the ext4 backlog", rss("ext4-drain", "deq")))
+rss_rows.append(("mq-relayd (VmHWM after the relayd cases)", rss("rss-mq-relayd", "rss")))
+rss_rows.append(("floor: firstfloor (for scale)", rss("first-floor", "first")))
+rss_rows.append(("no-op C binary (for scale)", rss("first-noop", "first")))
+if any(v for _, v in rss_rows):
+    L.append("| command | peak RSS KiB (max over reps) |")
+    L.append("|---|---|")
+    for name, v in rss_rows:
+        L.append("| %s | %s |" % (name, v if v is not None else "-"))
+else:
+    L.append("not measured (mq commands not built)")
+L.append("")
+
+L.append("### mq-relayd")
+L.append("")
+relayd = env.get("mq-relayd", "not yet built")
+fwd = env.get("mq-relayd forward", "not yet built")
+
+
+def lat(id_):
+    s = samples.get((id_, "lat"))
+    if not s:
+        return None
+    v = sorted(sec * 1000 for _, sec, _ in s)
+    return {"med": statistics.median(v), "min": v[0], "max": v[-1], "p90": v[min(len(v) - 1, int(0.9 * len(v)))], "n": len(v)}
+
+
+L.append("| case | figure | beside |")
+L.append("|---|---|---|")
+la, lc, tp = lat("relayd-lat"), lat("relayd-lat-commit"), rate("relayd-tput", "deq")
+if relayd != "built":
+    L.append("| send-to-handler latency through mq-relayd | not yet built | |")
+    L.append("| consumer throughput of mq-relayd | not yet built | |")
+else:
+    if la:
+        L.append("| send-to-handler latency: `mq-send` (durable) started → handler running (%d sends, one at a time) | "
+                 "%.2f ms median, p90 %.2f, [%.2f-%.2f] | one mq-send alone: %.2f ms (1/rate of the per-process case) |" % (
+                     la["n"], la["med"], la["p90"], la["min"], la["max"], 1e3 / med(send_p) if send_p else float("nan")))
+    if lc:
+        L.append("| the same from mq-send's exit (commit) → handler running | %.2f ms median, p90 %.2f, [%.2f-%.2f] | "
+                 "`sh -c` spawn floor: %.2f ms |" % (lc["med"], lc["p90"], lc["min"], lc["max"],
+                                                     1e3 / med(rate("spawn-sh", "enq")) if rate("spawn-sh", "enq") else float("nan")))
+    if tp:
+        L.append("| consumer throughput: backlog of %d, `consume t printf . >>F`, concurrency 1 (daemon start to last handler) | %s msgs/s | "
+                 "mq-recv -n 0 -x /bin/true: %s; sh spawn floor: %s |" % (tp["n"], cell(tp), fmt(med(rate("mq-recv-x", "deq"))), fmt(med(rate("spawn-sh", "enq")))))
+    if not (la or lc or tp):
+        L.append("| mq-relayd | built, not measured in this run (section relayd not run) | |")
+L.append("| relay throughput (HTTP forward between two spools) | %s | |" % ("not yet built" if fwd != "built" else "built; not measured by bench/run yet"))
+L.append("")
+
+# strace -c: syscalls per message
+st_dir = os.path.join(resdir, "strace")
+if os.path.isdir(st_dir) and os.path.exists(os.path.join(st_dir, "counts")):
+    counts = {}
+    with open(os.path.join(st_dir, "counts")) as f:
+        for line in f:
+            k, v = line.split()
+            counts[k] = int(v)
+    per = OrderedDict()
+    calls_seen = OrderedDict()
+    for name, n in counts.items():
+        p = os.path.join(st_dir, name + ".txt")
+        if not os.path.exists(p):
+            continue
+        d = {}
+        with open(p) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 5 and parts[0][0].isdigit() and parts[-1] != "total":
+                    try:
+                        d[parts[-1]] = int(parts[3])
+                    except ValueError:
+                        pass
+        per[name] = (n, d)
+        for c in d:
+            calls_seen[c] = calls_seen.get(c, 0) + d[c] / n
+    if per:
+        keyc = ["fsync", "fdatasync", "syncfs", "rename", "renameat", "renameat2", "link", "linkat", "unlink", "unlinkat",
+                "openat", "close", "read", "pread64", "write", "getdents64", "newfstatat", "statx", "fstat", "mkdir", "mkdirat",
+                "readlink", "flock", "brk", "mmap", "getrandom", "clone", "clone3", "vfork", "wait4", "pidfd_open", "poll"]
+        top = [c for c in keyc if calls_seen.get(c)]
+        top += [c for c, _ in sorted(calls_seen.items(), key=lambda kv: -kv[1]) if c not in top][:max(0, 18 - len(top))]
+        L.append("### Syscalls per message (strace -c of the mq process itself, not timed)")
+        L.append("")
+        L.append("| command (messages) | total/msg | " + " | ".join(top) + " |")
+        L.append("|---|---|" + "---|" * len(top))
+        for name, (n, d) in per.items():
+            tot = sum(d.values()) / n
+            L.append("| %s (%d) | %.1f | %s |" % (name, n, tot, " | ".join(
+                ("%.2f" % (d[c] / n) if d.get(c) else "") for c in top)))
+        L.append("")
+        L.append("For one-message commands the count includes process start-up (dynamic loader, locale).")
+        L.append("")
+
+L.append("## How it was measured")
+L.append("")
+L.append("""- One driver (bench/run), one run, rep-major repetitions; each figure is the median with [min-max].
+- Each case runs in a fresh spool directory named with the run stamp under a `chattr +T` parent in
+  bench/scratch, on the file system of the work tree. ext4 without a journal does not reuse a freed
+  inode for 60-360 s (`recently_deleted()` in fs/ext4/ialloc.c) and each create scans past those
+  inodes, so a busy spool gets slower creates: the "churned" rows send N_CHURN more messages into
+  the same directory 1.1 s after its N_BATCH deletes, on purpose (an inode freed within the
+  current second is not yet "recent": without the pause a short churned run looks fresh).
+- Floors (bench/src/floor.c, gcc -O2) do only the syscalls of each operation in one process.
+  The spawn floor runs a no-op C binary from a bash loop, as the per-process cases do.
+- One-process figures (mq-send -l, mq-recv -n 0, -x, first message) are timed by bench/src/tm.c
+  (fork to wait4, which also gives the peak RSS and the CPU time); per-process loops by bash's
+  $EPOCHREALTIME. The batch section runs each mq-send -l / mq-recv -n 0 case right after the
+  floor it is compared with, so that both see the same state of the shared machine.
+- Drain linearity runs on tmpfs (the algorithm alone); the 100k time-to-first-message backlog
+  is on ext4 and its drain is capped at DRAIN_CAP s (an ext4 backlog whose data was written back
+  acks at the speed of one synchronous discard per message: 0.15-3 ms each here, depending on
+  what else uses the disk).
+- Peers: Redis with `appendonly yes, appendfsync always` on 127.0.0.1 (redis-cli --pipe;
+  one redis-cli per message), beanstalkd `-b DIR -f0` (fsync on every write; Python socket client
+  with 100 commands in flight; one nc per put), python3-dirq QueueSimple (no fsync option).
+- Two properties of this file system shape the figures. (1) `discard` without a journal: ext4
+  issues a synchronous discard for every block it frees (`perf stat -a -e block:block_rq_issue`
+  around an `rm` of synced files shows one DS request per file), so acking a message whose data is
+  on disk costs about 0.2 ms, while acking one whose data was never written back (delalloc) frees
+  no block: compare the on-disk floor (floor-group deq) with the no-fsync floor. (2) delayed inode
+  reuse (above): the churned rows. The recycling floor (ack renames into free/, send overwrites a
+  file from free/) avoids both and shows what such a design would reach.
+- The machine is a shared 2-core VM with a virtio disk behind a write-back cache: compare ratios
+  within this run, not absolute figures across runs.""")
+L.append("")
+
+with open(out, "w") as f:
+    f.write("\n".join(L))
+
+# headline on stdout
+w = [max(len(t[i]) for t in targets) for i in range(5)]
+print("\nHEADLINE (issue 5 targets; full report: %s)" % out)
+for t in targets:
+    print("  " + "  ".join(t[i].ljust(w[i]) for i in range(5)).rstrip())
