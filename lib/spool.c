@@ -51,13 +51,19 @@ spool_open(const char *dir, int flags, struct spool_err *e)
 		else
 			return spool_fail(e, EX_CONFIG, "no spool: set MQ_SPOOL or use -d"), NULL;
 	}
-	if ((flags & SPOOL_CREATE) && mkdirs(dir) != 0)
-		return spool_fail_errno(e, errno, "create spool %s", dir), NULL;
-
 	spool *sp = calloc(1, sizeof *sp);
 	if (!sp)
 		return spool_fail_errno(e, errno, "open spool"), NULL;
+	/* open first: the spool nearly always exists, and mkdir costs a syscall a level */
 	sp->fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (sp->fd < 0 && errno == ENOENT && (flags & SPOOL_CREATE)) {
+		if (mkdirs(dir) != 0) {
+			int err = errno;
+			free(sp);
+			return spool_fail_errno(e, err, "create spool %s", dir), NULL;
+		}
+		sp->fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	}
 	if (sp->fd < 0) {
 		int err = errno;
 		free(sp);
@@ -65,7 +71,13 @@ spool_open(const char *dir, int flags, struct spool_err *e)
 			return spool_fail(e, EX_NOTFOUND, "spool %s: no such directory", dir), NULL;
 		return spool_fail_errno(e, err, "open spool %s", dir), NULL;
 	}
-	if (!(sp->root = realpath(dir, NULL))) {
+	/* an absolute path without . or .. components is already what realpath gives,
+	 * but for symbolic links, which are as good a name */
+	sp->root = dir[0] == '/' && !strstr(dir, "/.") && !strstr(dir, "//") ? strdup(dir) :
+	                                                                       realpath(dir, NULL);
+	if (sp->root && strlen(sp->root) > 1 && sp->root[strlen(sp->root) - 1] == '/')
+		sp->root[strlen(sp->root) - 1] = '\0';
+	if (!sp->root) {
 		spool_fail_errno(e, errno, "resolve spool %s", dir);
 		spool_close(sp);
 		return NULL;
@@ -205,12 +217,17 @@ spool_queue_open(spool *sp, const char *name, int flags, struct spool_err *e)
 		q->path = NULL;
 		goto oom;
 	}
-	int create = flags & SPOOL_CREATE;
-	if (create && mkdirat(sp->fd, name, 0777) != 0 && errno != EEXIST) {
-		spool_fail_errno(e, errno, "create queue %s", q->path);
-		goto fail;
-	}
+	int create = 0; /* made the queue directory just now */
 	q->fd = openat(sp->fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (q->fd < 0 && errno == ENOENT && (flags & SPOOL_CREATE)) {
+		if (mkdirat(sp->fd, name, 0777) == 0)
+			create = 1;
+		else if (errno != EEXIST) {
+			spool_fail_errno(e, errno, "create queue %s", q->path);
+			goto fail;
+		}
+		q->fd = openat(sp->fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	}
 	if (q->fd < 0) {
 		if (errno == ENOENT)
 			spool_fail(e, EX_NOTFOUND, "queue %s: no such queue", name);

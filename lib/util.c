@@ -111,14 +111,24 @@ spool_parse_time(const char *s)
 	return -1;
 }
 
+/*
+ * UTC by arithmetic (days to civil date, after Howard Hinnant's algorithm):
+ * gmtime_r would read /etc/localtime first, a file and five syscalls for
+ * every mq-send.
+ */
 char *
 spool_fmt_time(int64_t ms, char *buf, size_t len)
 {
-	time_t t = (time_t)(ms / 1000);
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-	         tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+	int64_t s = ms / 1000, days = s / 86400, sod = s % 86400;
+	int64_t z = days + 719468, era = z / 146097;
+	int64_t doe = z - era * 146097;
+	int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
+	int64_t d = doy - (153 * mp + 2) / 5 + 1, m = mp < 10 ? mp + 3 : mp - 9;
+	int64_t y = yoe + era * 400 + (m <= 2);
+	snprintf(buf, len, "%04lld-%02lld-%02lldT%02lld:%02lld:%02lld.%03dZ", (long long)y,
+	         (long long)m, (long long)d, (long long)(sod / 3600), (long long)(sod / 60 % 60),
+	         (long long)(sod % 60), (int)(ms % 1000));
 	return buf;
 }
 
