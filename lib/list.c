@@ -149,3 +149,66 @@ list_insert(struct spool_list *l, const char *name)
 		l->v[lo] = s;
 	}
 }
+
+static void
+sift_down(char **h, size_t n, size_t i)
+{
+	for (;;) {
+		size_t c = 2 * i + 1;
+		if (c >= n)
+			return;
+		if (c + 1 < n && strcmp(h[c + 1], h[c]) > 0)
+			c++;
+		if (strcmp(h[c], h[i]) <= 0)
+			return;
+		char *t = h[c];
+		h[c] = h[i];
+		h[i] = t;
+		i = c;
+	}
+}
+
+/* The k smallest names not yet taken, in order, into out (pointers into l):
+ * a max-heap of k, so O(n log k) rather than a sort of the whole listing. */
+size_t
+list_smallest(struct spool_list *l, char **out, size_t k)
+{
+	size_t n = 0;
+	for (size_t i = l->pos; i < l->n; i++) {
+		if (n < k) {
+			out[n++] = l->v[i];
+			for (size_t j = n - 1; j > 0 && strcmp(out[(j - 1) / 2], out[j]) < 0; j = (j - 1) / 2) {
+				char *t = out[j];
+				out[j] = out[(j - 1) / 2];
+				out[(j - 1) / 2] = t;
+			}
+		} else if (strcmp(l->v[i], out[0]) < 0) {
+			out[0] = l->v[i];
+			sift_down(out, n, 0);
+		}
+	}
+	if (n > 1)
+		qsort(out, n, sizeof *out, cmp);
+	return n;
+}
+
+/* Replace the listing with names read from a hint (already in order). */
+int
+list_load(struct spool_list *l, const char *buf, size_t len)
+{
+	list_clear(l);
+	for (const char *p = buf, *end = buf + len; p < end;) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		if (!nl)
+			break; /* a torn last line: ignore it */
+		if (nl > p && nl - p < NAME_LEN) {
+			if (push(l, p, (size_t)(nl - p)) != 0)
+				return -1;
+			l->v[l->n - 1][nl - p] = '\0';
+		}
+		p = nl + 1;
+	}
+	l->sorted = true;
+	l->valid = true;
+	return 0;
+}

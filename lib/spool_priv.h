@@ -33,6 +33,7 @@ struct spool_list {
 	bool sorted;   /* v[pos..n) is in order */
 	size_t takes;  /* names taken since the last scan, to choose min-scan or sort */
 	bool valid;    /* false: read the directory again before the next take */
+	bool hint;     /* the names came from QUEUE/.head, not from new/ */
 };
 
 struct spool {
@@ -50,6 +51,7 @@ struct spool_queue {
 	struct spool_list ready;
 	bool reaped;           /* spool_repair has run in this process */
 	char *spare;           /* a first-block buffer to reuse (HEAD_FIRST bytes) */
+	bool hint_tried;       /* QUEUE/.head was read (once per process) */
 	int64_t next_lease;    /* earliest live lease seen by the last reap */
 };
 
@@ -96,6 +98,8 @@ const char *list_peek(struct spool_list *l);
 void list_next(struct spool_list *l);
 void list_insert(struct spool_list *l, const char *name);
 void list_clear(struct spool_list *l);
+size_t list_smallest(struct spool_list *l, char **out, size_t k);
+int list_load(struct spool_list *l, const char *buf, size_t len);
 
 /* claim.c */
 int subdir_fd(spool_queue *q, const char *which, struct spool_err *e);
