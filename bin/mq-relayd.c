@@ -113,28 +113,23 @@ logmsg(int prio, const char *fmt, ...)
 /* ---- configuration ---- */
 
 static void
+consumer_free(struct consumer *k)
+{
+	free(k->cmd);
+	free(k->overrides);
+	free(k);
+}
+
+static void
 conf_free(struct conf *c)
 {
 	struct consumer *n;
 	for (struct consumer *k = c->consumers; k; k = n) {
 		n = k->next;
-		free(k->cmd);
-		free(k->overrides);
-		free(k);
+		consumer_free(k);
 	}
 	free(c->spool);
 	memset(c, 0, sizeof *c);
-}
-
-static char *
-trim(char *s)
-{
-	while (*s == ' ' || *s == '\t')
-		s++;
-	char *e = s + strlen(s);
-	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'))
-		*--e = '\0';
-	return s;
 }
 
 /* "key value" or "key = value" */
@@ -144,9 +139,9 @@ split(char *s)
 	char *v = s + strcspn(s, " \t=");
 	if (*v)
 		*v++ = '\0';
-	v = trim(v);
+	v = spool_trim(v);
 	if (*v == '=')
-		v = trim(v + 1);
+		v = spool_trim(v + 1);
 	return v;
 }
 
@@ -188,7 +183,7 @@ conf_read(const char *path, struct conf *c, struct spool_err *e)
 	while (fgets(buf, sizeof buf, f)) {
 		line++;
 		bool indented = buf[0] == ' ' || buf[0] == '\t';
-		char *s = trim(buf);
+		char *s = spool_trim(buf);
 		if (!*s || *s == '#')
 			continue;
 		char *v = split(s);
@@ -251,7 +246,7 @@ conf_read(const char *path, struct conf *c, struct spool_err *e)
 			char *q = v, *cmd = v + strcspn(v, " \t");
 			if (*cmd)
 				*cmd++ = '\0';
-			cmd = trim(cmd);
+			cmd = spool_trim(cmd);
 			if (!spool_queue_name_ok(q)) {
 				conf_err(e, path, line, "bad queue name '%s'", q);
 				goto fail;
@@ -653,9 +648,7 @@ reload(void)
 			o->next = keep;
 			keep = o;
 		} else {
-			free(o->cmd);
-			free(o->overrides);
-			free(o);
+			consumer_free(o);
 		}
 	}
 	d.conf.consumers = NULL;
@@ -681,9 +674,7 @@ forget_retired(void)
 		if (c->retired && c->running == 0) {
 			*p = c->next;
 			drop_queue(c->q);
-			free(c->cmd);
-			free(c->overrides);
-			free(c);
+			consumer_free(c);
 		} else {
 			p = &c->next;
 		}

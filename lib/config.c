@@ -47,8 +47,8 @@ static const struct {
 	{"tmp-grace", DUR, offsetof(struct spool_config, tmp_grace)},
 };
 
-static char *
-trim(char *s)
+char *
+spool_trim(char *s)
 {
 	while (*s == ' ' || *s == '\t')
 		s++;
@@ -131,13 +131,13 @@ config_load(spool_queue *q, struct spool_err *e)
 	int lineno = 0, rc = 0;
 	while (fgets(line, sizeof line, f)) {
 		lineno++;
-		char *s = trim(line), *eq;
+		char *s = spool_trim(line), *eq;
 		if (!*s || *s == '#')
 			continue;
 		for (char *h = s; (h = strchr(h, '#')); h++) /* a comment after the value */
 			if (h[-1] == ' ' || h[-1] == '\t') {
 				*h = '\0';
-				s = trim(s);
+				s = spool_trim(s);
 				break;
 			}
 		if (!(eq = strchr(s, '='))) {
@@ -146,7 +146,7 @@ config_load(spool_queue *q, struct spool_err *e)
 			break;
 		}
 		*eq = '\0';
-		char *key = trim(s), *val = trim(eq + 1);
+		char *key = spool_trim(s), *val = spool_trim(eq + 1);
 		size_t k;
 		for (k = 0; k < sizeof keys / sizeof *keys; k++)
 			if (strcmp(keys[k].key, key) == 0)

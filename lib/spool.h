@@ -257,6 +257,8 @@ const char *spool_state_name(enum spool_state s);
 /* ---- small parsers and helpers (util.c) ---- */
 
 int64_t spool_now(void);
+/* s without leading and trailing blanks (the end is cut in place). */
+char *spool_trim(char *s);
 /* "250ms", "30s", "5m", "2h", "7d", "90" (seconds): ms, or -1. */
 int64_t spool_parse_duration(const char *s);
 /* "512", "64K", "64M", "1G": bytes, or -1. */
