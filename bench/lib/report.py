@@ -386,6 +386,10 @@ L.append("")
 
 L.append("### mq-relayd")
 L.append("")
+_soak = os.path.join(sys.argv[1], "soak.md")
+if os.path.exists(_soak):
+    L.extend(open(_soak).read().rstrip("\n").split("\n"))
+    L.append("")
 relayd = env.get("mq-relayd", "not yet built")
 fwd = env.get("mq-relayd forward", "not yet built")
 
