@@ -305,7 +305,12 @@ spool_repair(spool_queue *q, int flags, struct spool_repair *out, struct spool_e
 			r.done = sweep_done(q, now);
 		int fd = openat(q->fd, "ids", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (fd >= 0) {
-			r.ids = sweep_old(fd, now, q->cfg.dedup_window);
+			/* under the lock: a sender may be refreshing a marker right now */
+			int lockfd = queue_lock(q, NULL);
+			if (lockfd >= 0) {
+				r.ids = sweep_old(fd, now, q->cfg.dedup_window);
+				close(lockfd);
+			}
 			close(fd);
 		}
 	}

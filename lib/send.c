@@ -344,20 +344,6 @@ encode_key(const char *key, char *out, size_t len)
 	return 0;
 }
 
-static int
-queue_lock(spool_queue *q, struct spool_err *e)
-{
-	int fd = openat(q->fd, ".lock", O_RDWR | O_CREAT | O_CLOEXEC, 0666);
-	if (fd < 0)
-		return spool_fail_errno(e, errno, "open %s/.lock", q->path);
-	while (flock(fd, LOCK_EX) != 0)
-		if (errno != EINTR) {
-			close(fd);
-			return spool_fail_errno(e, errno, "lock %s/.lock", q->path);
-		}
-	return fd;
-}
-
 static char dup_id[ULID_LEN + 1];
 
 static int

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -292,6 +293,22 @@ const struct spool_config *
 spool_queue_config(const spool_queue *q)
 {
 	return &q->cfg;
+}
+
+/* flock(QUEUE/.lock), the one lock (spool-layout.md section 10): an fd to
+ * close to release it, or -1. */
+int
+queue_lock(spool_queue *q, struct spool_err *e)
+{
+	int fd = openat(q->fd, ".lock", O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+	if (fd < 0)
+		return spool_fail_errno(e, errno, "open %s/.lock", q->path);
+	while (flock(fd, LOCK_EX) != 0)
+		if (errno != EINTR) {
+			close(fd);
+			return spool_fail_errno(e, errno, "lock %s/.lock", q->path);
+		}
+	return fd;
 }
 
 /* dead/ and done/ exist only once something went there. */

@@ -101,6 +101,9 @@ void list_clear(struct spool_list *l);
 size_t list_smallest(struct spool_list *l, char **out, size_t k);
 int list_load(struct spool_list *l, const char *buf, size_t len);
 
+/* spool.c */
+int queue_lock(spool_queue *q, struct spool_err *e);
+
 /* claim.c */
 int subdir_fd(spool_queue *q, const char *which, struct spool_err *e);
 spool_msg *msg_new(spool_queue *q, const struct spool_name *n, struct spool_err *e);
