@@ -67,15 +67,20 @@ demo: deps
 
 # Every test twice: a normal build, then one with ASan and UBSan.
 check: deps
+	rm -f .check-summary
 	$(MAKE) clean
 	$(MAKE) all CFLAGS='-O2 -g -Werror'
-	bats t
+	TEST_LABEL=normal TEST_SUMMARY=.check-summary t/run
 	$(MAKE) clean
 	$(MAKE) all CFLAGS='-O1 -g -Werror -fno-omit-frame-pointer' \
 	    SAN='-fsanitize=address,undefined -fno-sanitize-recover=all'
-	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 bats t
-	$(MAKE) clean
-	$(MAKE) all
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	    TEST_LABEL=sanitizers TEST_SUMMARY=.check-summary t/run
+	$(MAKE) -s clean
+	$(MAKE) -s all
+	@cat .check-summary
+	@awk '{p += $$2; f += $$4; s += $$6} END {printf "check: %d passed, %d failed, %d skipped\n", p, f, s}' .check-summary
+	@rm -f .check-summary
 
 bench: all
 	bench/run
