@@ -31,16 +31,6 @@ EOF
 
 max_of() { sort -n "$1" | tail -n 1; }
 
-# each_once IDS DONE: DONE lists every id of IDS exactly once, nothing else.
-each_once() {
-	local dups
-	dups=$(sort "$2" | uniq -d)
-	if [ -n "$dups" ]; then
-		echo "handled more than once:" $dups >&2
-		return 1
-	fi
-	diff <(sort "$1") <(sort "$2")
-}
 
 @test "relayd: a burst of 200 with concurrency 3 never runs more than 3 at once" {
 	counting_handler h

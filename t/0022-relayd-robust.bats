@@ -13,16 +13,6 @@ bats_require_minimum_version 1.5.0
 load helper
 load relayd_helper
 
-# each_once IDS DONE: DONE lists every id of IDS exactly once, nothing else.
-each_once() {
-	local dups
-	dups=$(sort "$2" | uniq -d)
-	if [ -n "$dups" ]; then
-		echo "handled more than once:" $dups >&2
-		return 1
-	fi
-	diff <(sort "$1") <(sort "$2")
-}
 
 ids_in() { # Q STATE: the ids of the message files of a state directory
 	local f

@@ -162,3 +162,14 @@ restore_max_queued() {
 cpu_ticks() {
 	awk '{print $14 + $15}' "/proc/$1/stat"
 }
+
+# each_once IDS DONE: DONE lists every id of IDS exactly once, nothing else.
+each_once() {
+	local dups
+	dups=$(sort "$2" | uniq -d)
+	if [ -n "$dups" ]; then
+		echo "handled more than once:" $dups >&2
+		return 1
+	fi
+	diff <(sort "$1") <(sort "$2")
+}
