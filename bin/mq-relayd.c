@@ -417,6 +417,8 @@ check_queues(int64_t now)
 
 /* ---- handlers ---- */
 
+static void finish(struct job *j);
+
 static void
 start(struct consumer *c, spool_msg *m)
 {
@@ -439,14 +441,21 @@ start(struct consumer *c, spool_msg *m)
 		return;
 	}
 	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = j};
-	if (epoll_ctl(d.ep, EPOLL_CTL_ADD, spool_job_pidfd(j->j), &ev) != 0)
-		logmsg(LOG_ERR, "epoll_ctl: %s", strerror(errno)); /* the timer still reaps it */
 	j->c = c;
 	j->q = c->q;
 	j->started = spool_now();
 	j->next = d.jobs;
 	d.jobs = j;
 	c->running++;
+	if (epoll_ctl(d.ep, EPOLL_CTL_ADD, spool_job_pidfd(j->j), &ev) != 0) {
+		/* unwatched, it would never be reaped: stop it and give it back */
+		logmsg(LOG_ERR, "%s: %s: epoll_ctl: %s: stopping the handler", c->queue, id,
+		       strerror(errno));
+		spool_job_kill(j->j, SIGKILL);
+		finish(j);
+		c->rest_until = spool_now() + ERROR_BACKOFF;
+		return;
+	}
 	logmsg(LOG_DEBUG, "%s: %s: handler started (attempt %u, pid %d)", c->queue, id, attempt,
 	       (int)spool_job_pid(j->j));
 }

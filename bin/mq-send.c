@@ -203,11 +203,13 @@ main(int argc, char **argv)
 		cli_die(EX_USAGE, "--delay and --at: give one");
 	if (o.key && (line_mode || argc > 2))
 		cli_die(EX_USAGE, "--id: one key names one message (not with -l or several files)");
-	if (o.key && (!*o.key || strlen(o.key) > 200))
-		cli_die(EX_USAGE, "--id: key must be 1 to 200 bytes");
+	if (o.key && spool_key_check(o.key, &e) != 0)
+		cli_fail(&e);
 	if (strict && !o.key)
 		cli_die(EX_USAGE, "--strict goes with --id");
 	o.headers = hdrs;
+	if (spool_headers_check(hdrs, &e) != 0)
+		cli_fail(&e);
 	o.due = at >= 0 ? at : delay > 0 ? spool_now() + delay : 0;
 
 	/* inputs first: an unreadable FILE must stop us before anything is written */

@@ -79,6 +79,9 @@ print_repairs(const char *name, const struct spool_repair *r)
 		                      r->done);
 	if (r->ids)
 		k += (size_t)snprintf(buf + k, sizeof buf - k, ", %ld old dedup markers removed", r->ids);
+	if (r->failed)
+		k += (size_t)snprintf(buf + k, sizeof buf - k, ", %ld messages could not be mended (see cur/)",
+		                      r->failed);
 	if (k)
 		printf("repaired %s: %s\n", name, buf + 2);
 }

@@ -172,6 +172,10 @@ spool_claim(spool_queue *q, spool_msg **out, int64_t *next_due, struct spool_err
 			continue;
 		}
 		if (n.t > now) {
+			if (l->hint) { /* the hint is used up; what it did not name is in new/ */
+				l->valid = false;
+				continue;
+			}
 			if (next_due)
 				*next_due = n.t;
 			return 0;
@@ -204,7 +208,7 @@ repair_leases(spool_queue *q, int64_t now, struct spool_repair *r, struct spool_
 
 	if (list_scan(&l, q->curfd, e) != 0)
 		return -1;
-	for (size_t i = 0; i < l.n && rc >= 0; i++) {
+	for (size_t i = 0; i < l.n; i++) {
 		if (name_parse(l.v[i], &n) != 0)
 			continue;
 		if (n.t > now) {
@@ -227,9 +231,11 @@ repair_leases(spool_queue *q, int64_t now, struct spool_repair *r, struct spool_
 		}
 		if (rc > 0)
 			r->leases++;
+		else if (rc < 0)
+			r->failed++; /* one bad message must not stop the others */
 	}
 	list_clear(&l);
-	return rc < 0 ? -1 : 0;
+	return 0;
 }
 
 /* Messages in new/ past their expiry that no consumer has come for. */
@@ -241,12 +247,15 @@ repair_expired(spool_queue *q, int64_t now, struct spool_repair *r, struct spool
 	int rc = 0;
 	if (list_scan(&l, q->newfd, e) != 0)
 		return -1;
-	for (size_t i = 0; i < l.n && rc >= 0; i++)
-		if (name_parse(l.v[i], &n) == 0 && expired(q, &n, now) &&
-		    (rc = bury_from(q, q->newfd, l.v[i], &n, "expired", NULL, e)) > 0)
-			r->expired++;
+	for (size_t i = 0; i < l.n; i++)
+		if (name_parse(l.v[i], &n) == 0 && expired(q, &n, now)) {
+			if ((rc = bury_from(q, q->newfd, l.v[i], &n, "expired", NULL, e)) > 0)
+				r->expired++;
+			else if (rc < 0)
+				r->failed++;
+		}
 	list_clear(&l);
-	return rc < 0 ? -1 : 0;
+	return 0;
 }
 
 /* Files in dir whose mtime is older than age ms: removed, counted. */
@@ -514,8 +523,16 @@ spool_bury(spool_msg *m, const char *reason, const char *status, struct spool_er
 	/* own it for the time the copy takes, so no reaper buries it twice */
 	if (spool_extend(m, TAKE_LEASE, e) != 0)
 		return -1;
-	if ((deadfd = subdir_fd(q, "dead", e)) < 0 || msg_open(m, e) != 0)
+	if ((deadfd = subdir_fd(q, "dead", e)) < 0)
 		return -1;
+	/* the copy is of the whole file: a header block that cannot be parsed
+	 * (the very reason some messages end here) must not stop it */
+	struct spool_err oe = {0};
+	if (msg_open(m, &oe) != 0 && m->fd < 0) {
+		if (e)
+			*e = oe;
+		return -1;
+	}
 	struct spool_name dn = m->n;
 	dn.t = now;
 	name_format(to, sizeof to, &dn);

@@ -118,10 +118,12 @@ spool_queue_reload(spool_queue *q, struct spool_err *e)
 int
 config_load(spool_queue *q, struct spool_err *e)
 {
-	q->cfg = defaults;
+	/* into a copy: a file with an error leaves the settings as they were */
+	struct spool_config cfg = defaults;
 	int fd = openat(q->fd, "config", O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return errno == ENOENT ? 0 : spool_fail_errno(e, errno, "read %s/config", q->path);
+		return errno == ENOENT ? (q->cfg = cfg, 0) :
+		                         spool_fail_errno(e, errno, "read %s/config", q->path);
 	FILE *f = fdopen(fd, "r");
 	if (!f) {
 		close(fd);
@@ -160,7 +162,7 @@ config_load(spool_queue *q, struct spool_err *e)
 			}
 			continue;
 		}
-		if (set_value(&q->cfg, (int)k, val) != 0) {
+		if (set_value(&cfg, (int)k, val) != 0) {
 			rc = spool_fail(e, EX_CONFIG, "%s/config:%d: bad value for %s: '%.100s'", q->path,
 			                lineno, key, val);
 			break;
@@ -169,6 +171,8 @@ config_load(spool_queue *q, struct spool_err *e)
 	if (rc == 0 && ferror(f))
 		rc = spool_fail_errno(e, errno, "read %s/config", q->path);
 	fclose(f);
+	if (rc == 0)
+		q->cfg = cfg;
 	return rc;
 }
 

@@ -141,6 +141,8 @@ spool_job_tick(spool_job *j, struct spool_err *e)
 	if (spool_extend(j->m, j->m->q->cfg.lease, e) != 0) {
 		if (e && e->code == EX_NOTFOUND)
 			j->lost = true;
+		else
+			j->next_tick = spool_now() + 1000; /* try again in a second, not at once */
 		return -1;
 	}
 	j->next_tick = tick_at(j->m);
@@ -171,7 +173,7 @@ spool_job_finish(spool_job *j, int timed_out, enum spool_outcome *out, char *des
 	if (j->killed && j->pgrp)
 		kill(-j->pid, SIGKILL);
 	int code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-	if (timed_out)
+	if (timed_out > 0)
 		snprintf(desc, desclen, "timeout");
 	else if (WIFEXITED(st))
 		snprintf(desc, desclen, "exit %d", code);
@@ -180,16 +182,24 @@ spool_job_finish(spool_job *j, int timed_out, enum spool_outcome *out, char *des
 	*out = SPOOL_LOST;
 	if (j->lost)
 		return 0;
-	if (timed_out < 0)
-		r = spool_release(j->m, e), *out = SPOOL_RETRY, snprintf(desc, desclen, "stopped");
-	else if (!timed_out && code == 0)
-		r = spool_ack(j->m, e), *out = SPOOL_ACKED;
-	else if (!timed_out && (code == 65 || code == 100)) {
+	/* stopped for shutdown: given back uncounted, unless it had finished
+	 * (a handler may complete its work on SIGTERM and exit 0) */
+	bool finished = WIFEXITED(st) && (code == 0 || code == 65 || code == 100);
+	if (timed_out < 0 && !finished) {
+		r = spool_release(j->m, e);
+		*out = SPOOL_RETRY;
+		snprintf(desc, desclen, "stopped");
+	} else if (timed_out <= 0 && code == 0) {
+		r = spool_ack(j->m, e);
+		*out = SPOOL_ACKED;
+	} else if (timed_out <= 0 && (code == 65 || code == 100)) {
 		char why[128];
 		snprintf(why, sizeof why, "handler said bury (%s)", desc);
-		r = spool_bury(j->m, why, desc, e), *out = SPOOL_BURIED;
-	} else if ((r = spool_nack(j->m, -1, desc, e)) >= 0)
+		r = spool_bury(j->m, why, desc, e);
+		*out = SPOOL_BURIED;
+	} else if ((r = spool_nack(j->m, -1, desc, e)) >= 0) {
 		*out = r == 1 ? SPOOL_BURIED : SPOOL_RETRY;
+	}
 	if (r < 0 && e && e->code == EX_NOTFOUND) {
 		*out = SPOOL_LOST;
 		return 0;

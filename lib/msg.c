@@ -14,7 +14,6 @@
 
 #include "spool_priv.h"
 
-#define HEAD_MAX 262144  /* a header block must end within this */
 
 spool_msg *
 msg_new(spool_queue *q, const struct spool_name *n, struct spool_err *e)
@@ -106,7 +105,7 @@ msg_open(spool_msg *m, struct spool_err *e)
 		return spool_fail_errno(e, errno, "read %s", m->path);
 	m->headcap = cap;
 	for (;;) {
-		r = read(m->fd, m->head + got, cap - got);
+		r = pread(m->fd, m->head + got, cap - got, (off_t)got);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0)
@@ -122,7 +121,7 @@ msg_open(spool_msg *m, struct spool_err *e)
 		}
 		if (memmem(m->head, got, "\n\n", 2) || m->head[0] == '\n')
 			break;
-		if (cap >= HEAD_MAX)
+		if (cap >= HEAD_LIMIT)
 			break;
 		char *h = realloc(m->head, cap *= 4);
 		if (!h)

@@ -75,6 +75,21 @@ spool_header_check(const char *h, struct spool_err *e)
 	return 0;
 }
 
+int
+spool_headers_check(const char *const *hdrs, struct spool_err *e)
+{
+	size_t len = 0;
+	for (const char *const *h = hdrs; h && *h; h++) {
+		if (spool_header_check(*h, e) != 0)
+			return -1;
+		len += strlen(*h) + 2;
+	}
+	/* with ours and a dead letter's, the block must end where a reader looks */
+	if (len > HEAD_LIMIT / 2)
+		return spool_fail(e, EX_USAGE, "headers: %zu bytes in all, over %d", len, HEAD_LIMIT / 2);
+	return 0;
+}
+
 spool_batch *
 spool_batch_new(spool_queue *q, const struct spool_send_opts *o, struct spool_err *e)
 {
@@ -85,14 +100,13 @@ spool_batch_new(spool_queue *q, const struct spool_send_opts *o, struct spool_er
 	b->fd = -1;
 	if (o)
 		b->o = *o;
-	size_t len = 1;
-	for (const char *const *h = b->o.headers; h && *h; h++) {
-		if (spool_header_check(*h, e) != 0) {
-			free(b);
-			return NULL;
-		}
-		len += strlen(*h) + 2;
+	if (spool_headers_check(b->o.headers, e) != 0) {
+		free(b);
+		return NULL;
 	}
+	size_t len = 1;
+	for (const char *const *h = b->o.headers; h && *h; h++)
+		len += strlen(*h) + 2;
 	if (!(b->uhdr = malloc(len))) {
 		free(b);
 		return spool_fail_errno(e, errno, "send"), NULL;
@@ -346,6 +360,17 @@ encode_key(const char *key, char *out, size_t len)
 
 static char dup_id[ULID_LEN + 1];
 
+int
+spool_key_check(const char *key, struct spool_err *e)
+{
+	char enc[NAME_MAX + 1];
+	if (!*key || strlen(key) > 200)
+		return spool_fail(e, EX_USAGE, "--id: key must be 1 to 200 bytes");
+	if (encode_key(key, enc, sizeof enc) != 0)
+		return spool_fail(e, EX_USAGE, "--id: key too long once encoded for a file name");
+	return 0;
+}
+
 static int
 dedup_seen(spool_queue *q, int idsfd, const char *enc)
 {
@@ -407,7 +432,7 @@ spool_batch_commit(spool_batch *b, const char **dup_of, struct spool_err *e)
 			spool_fail(e, EX_USAGE, "--id: key too long once encoded for a file name");
 			goto out;
 		}
-		if (mkdirat(q->fd, "ids", 0777) != 0 && errno != EEXIST) {
+		if (mkdirat(q->fd, "ids", 0777) == 0 ? fsync_dir(q->fd) != 0 : errno != EEXIST) {
 			spool_fail_errno(e, errno, "create %s/ids", q->path);
 			goto out;
 		}
@@ -452,8 +477,15 @@ spool_batch_commit(spool_batch *b, const char **dup_of, struct spool_err *e)
 out:
 	if (rc < 0 && done < b->n) {
 		/* all or none: take back what was already published */
+		size_t gone = 0;
 		for (size_t i = 0; i < done; i++)
-			renameat(q->newfd, b->v[i].name, q->tmpfd, b->v[i].name);
+			if (renameat(q->newfd, b->v[i].name, q->tmpfd, b->v[i].name) != 0)
+				gone++; /* a consumer was faster: it is delivered */
+		if (gone && e) {
+			size_t n = strlen(e->msg);
+			snprintf(e->msg + n, sizeof e->msg - n,
+			         " (%zu of the %zu messages were already delivered)", gone, b->n);
+		}
 		discard(b);
 	} else {
 		for (size_t i = 0; i < b->n; i++)

@@ -16,7 +16,28 @@
 
 #include "spool_priv.h"
 
-/* mkdir -p of an absolute or relative path (the root only; queues are one level). */
+/* fsync the directory that holds path (a new entry is durable only then). */
+static int
+fsync_parent(const char *path)
+{
+	char buf[PATH_MAX];
+	snprintf(buf, sizeof buf, "%s", path);
+	char *slash = strrchr(buf, '/');
+	if (slash == buf)
+		slash[1] = '\0';
+	else if (slash)
+		*slash = '\0';
+	else
+		strcpy(buf, ".");
+	int fd = open(buf, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	int rc = fsync_dir(fd);
+	close(fd);
+	return rc;
+}
+
+/* mkdir -p of the spool root; each directory made is made durable. */
 static int
 mkdirs(const char *path)
 {
@@ -24,15 +45,20 @@ mkdirs(const char *path)
 	if (strlen(path) >= sizeof buf)
 		return errno = ENAMETOOLONG, -1;
 	strcpy(buf, path);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
+	for (char *p = buf + 1;; p++) {
+		if (*p && *p != '/')
 			continue;
+		char c = *p;
 		*p = '\0';
-		if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+		if (mkdir(buf, 0777) == 0) {
+			if (fsync_parent(buf) != 0)
+				return -1;
+		} else if (errno != EEXIST) {
 			return -1;
-		*p = '/';
+		}
+		if (!(*p = c))
+			return 0;
 	}
-	return mkdir(buf, 0777) != 0 && errno != EEXIST ? -1 : 0;
 }
 
 spool *
@@ -192,8 +218,13 @@ open_sub(spool_queue *q, const char *sub, struct spool_err *e)
 {
 	int fd = openat(q->fd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0 && errno == ENOENT) {
-		if (mkdirat(q->fd, sub, 0777) != 0 && errno != EEXIST)
+		if (mkdirat(q->fd, sub, 0777) == 0) {
+			/* the new entry must survive a crash with what goes in it */
+			if (fsync_dir(q->fd) != 0)
+				return spool_fail_errno(e, errno, "fsync %s", q->path);
+		} else if (errno != EEXIST) {
 			return spool_fail_errno(e, errno, "create %s/%s", q->path, sub);
+		}
 		fd = openat(q->fd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	}
 	if (fd < 0)
@@ -221,9 +252,13 @@ spool_queue_open(spool *sp, const char *name, int flags, struct spool_err *e)
 	int create = 0; /* made the queue directory just now */
 	q->fd = openat(sp->fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (q->fd < 0 && errno == ENOENT && (flags & SPOOL_CREATE)) {
-		if (mkdirat(sp->fd, name, 0777) == 0)
+		if (mkdirat(sp->fd, name, 0777) == 0) {
 			create = 1;
-		else if (errno != EEXIST) {
+			if (fsync_dir(sp->fd) != 0) {
+				spool_fail_errno(e, errno, "fsync %s", sp->root);
+				goto fail;
+			}
+		} else if (errno != EEXIST) {
 			spool_fail_errno(e, errno, "create queue %s", q->path);
 			goto fail;
 		}
@@ -236,12 +271,13 @@ spool_queue_open(spool *sp, const char *name, int flags, struct spool_err *e)
 			spool_fail_errno(e, errno, "open queue %s", q->path);
 		goto fail;
 	}
+	/* the config first: a bad one must leave the queue as it was */
+	if (config_load(q, e) != 0)
+		goto fail;
 	/* new/ last: a consumer that sees new/ may rely on tmp/ and cur/ */
 	if ((q->tmpfd = open_sub(q, "tmp", e)) < 0 || (q->curfd = open_sub(q, "cur", e)) < 0 ||
 	    (create && (q->deadfd = open_sub(q, "dead", e)) < 0) ||
 	    (q->newfd = open_sub(q, "new", e)) < 0)
-		goto fail;
-	if (config_load(q, e) != 0)
 		goto fail;
 	return q;
 oom:

@@ -100,7 +100,10 @@ struct spool_send_opts {
 	int nosync;                 /* skip fsync: fast, not durable on power loss */
 };
 
+/* A --id key that can be used: 0, or -1 (EX_USAGE) before anything is written. */
+int spool_key_check(const char *key, struct spool_err *e);
 /* Validate one "Name: value" header given by a user: 0 or -1 (EX_USAGE). */
+int spool_headers_check(const char *const *hdrs, struct spool_err *e); /* all, and their total */
 int spool_header_check(const char *h, struct spool_err *e);
 
 spool_batch *spool_batch_new(spool_queue *q, const struct spool_send_opts *o, struct spool_err *e);
@@ -139,6 +142,7 @@ struct spool_repair {
 	long tmp;           /* abandoned tmp/ files removed */
 	long done;          /* acked messages past keep-acked removed (full only) */
 	long ids;           /* dedup markers past dedup-window removed (full only) */
+	long failed;        /* messages that could not be mended (left for the next pass) */
 	int64_t next_lease; /* earliest live lease deadline, 0: none */
 };
 #define SPOOL_REPAIR_FULL 0x1 /* also new/ expiry, done/ and ids/ (mq-stat) */

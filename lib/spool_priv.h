@@ -16,6 +16,7 @@
 #define TIME_DIGITS 13 /* ms since the epoch, zero padded: good until year 2286 */
 #define NAME_LEN 80    /* longest file name we make, with room to spare */
 #define HEAD_FIRST 16384 /* a message's first read */
+#define HEAD_LIMIT 262144 /* a header block must end within this */
 
 /* A file name T.ID.A[.E] parsed (spool-layout.md, "Names"). */
 struct spool_name {

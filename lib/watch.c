@@ -76,20 +76,16 @@ spool_watch_remove(spool_watch *w, spool_queue *q)
 {
 	for (size_t i = 0; i < w->n; i++)
 		if (w->v[i].q == q) {
-			if (w->v[i].wd >= 0)
-				inotify_rm_watch(w->fd, w->v[i].wd);
+			int wd = w->v[i].wd;
 			w->v[i] = w->v[--w->n];
+			/* two queue objects of one directory (two consumers) share a wd */
+			bool shared = false;
+			for (size_t k = 0; k < w->n; k++)
+				shared |= w->v[k].wd == wd;
+			if (wd >= 0 && !shared)
+				inotify_rm_watch(w->fd, wd);
 			return;
 		}
-}
-
-static struct wq *
-find(spool_watch *w, int wd)
-{
-	for (size_t i = 0; i < w->n; i++)
-		if (w->v[i].wd == wd)
-			return &w->v[i];
-	return NULL;
 }
 
 int
@@ -117,22 +113,24 @@ spool_watch_read(spool_watch *w, spool_watch_fn *fn, void *arg, struct spool_err
 					fn(arg, NULL, SPOOL_WATCH_OVERFLOW);
 				continue;
 			}
-			struct wq *x = find(w, ev->wd);
-			if (!x)
-				continue;
-			if (ev->mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF)) {
-				/* new/ went away (queue removed or replaced): the owner must reopen */
-				if (ev->mask & IN_IGNORED)
+			/* every queue object of that directory hears of it; fn may remove
+			 * watches, so the matches are collected before it is called */
+			spool_queue *hit[16];
+			size_t nhit = 0;
+			bool lost = ev->mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF);
+			bool arrived = ev->len && (ev->mask & (IN_MOVED_TO | IN_CREATE));
+			for (size_t i = 0; i < w->n && nhit < 16; i++) {
+				struct wq *x = &w->v[i];
+				if (x->wd != ev->wd || (!lost && !arrived))
+					continue;
+				if (lost && (ev->mask & IN_IGNORED))
 					x->wd = -1;
-				if (fn)
-					fn(arg, x->q, SPOOL_WATCH_LOST);
-				continue;
+				else if (arrived)
+					spool_queue_arrived(x->q, ev->name);
+				hit[nhit++] = x->q;
 			}
-			if (ev->len && (ev->mask & (IN_MOVED_TO | IN_CREATE))) {
-				spool_queue_arrived(x->q, ev->name);
-				if (fn)
-					fn(arg, x->q, SPOOL_WATCH_ARRIVED);
-			}
+			for (size_t i = 0; fn && i < nhit; i++)
+				fn(arg, hit[i], lost ? SPOOL_WATCH_LOST : SPOOL_WATCH_ARRIVED);
 		}
 	}
 }
