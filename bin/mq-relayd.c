@@ -532,20 +532,27 @@ tend_jobs(int64_t now)
 	}
 }
 
+/* *t becomes x when x is a time (not 0) before *t or *t is unset (0). */
+static void
+earlier(int64_t *t, int64_t x)
+{
+	if (x && (!*t || x < *t))
+		*t = x;
+}
+
 static int64_t
 job_deadline(void)
 {
 	int64_t t = 0;
-#define EARLIER(x) do { int64_t x_ = (x); if (x_ && (!t || x_ < t)) t = x_; } while (0)
 	for (struct job *j = d.jobs; j; j = j->next) {
-		EARLIER(spool_job_next_tick(j->j));
+		earlier(&t, spool_job_next_tick(j->j));
 		if (j->signals == 0 && j->c->timeout)
-			EARLIER(j->started + j->c->timeout);
+			earlier(&t, j->started + j->c->timeout);
 		if (j->signals == 1)
-			EARLIER(j->kill_at);
+			earlier(&t, j->kill_at);
 	}
 	if (d.stopping && d.jobs)
-		EARLIER(d.stop_deadline);
+		earlier(&t, d.stop_deadline);
 	return t;
 }
 
@@ -730,21 +737,19 @@ loop(void)
 
 		/* sleep until the next thing that time alone brings */
 		int64_t until = d.stopping ? 0 : d.next_rescan;
-#undef EARLIER
-#define EARLIER(x) do { int64_t x_ = (x); if (x_ && (!until || x_ < until)) until = x_; } while (0)
-		EARLIER(job_deadline());
+		earlier(&until, job_deadline());
 		for (struct consumer *c = d.conf.consumers; c; c = c->next) {
 			if (c->retired)
 				continue;
 			if (c->q && c->running < c->concurrency && !d.stopping)
-				EARLIER(c->next_due);
-			EARLIER(c->rest_until > now ? c->rest_until : 0);
+				earlier(&until, c->next_due);
+			earlier(&until, c->rest_until > now ? c->rest_until : 0);
 			if (!c->q && !c->rest_until)
-				EARLIER(now + REOPEN_EVERY);
+				earlier(&until, now + REOPEN_EVERY);
 			if (c->q)
-				EARLIER(now + REOPEN_EVERY); /* check_queues */
+				earlier(&until, now + REOPEN_EVERY); /* check_queues */
 			if (c->q)
-				EARLIER(spool_queue_next_lease(c->q));
+				earlier(&until, spool_queue_next_lease(c->q));
 		}
 		int timeout = -1;
 		if (until) {

@@ -178,11 +178,7 @@ main(int argc, char **argv)
 		case 'd': dir = optarg; break;
 		case 'D': delay = cli_duration("--delay", optarg); break;
 		case 'h': cli_usage(1);
-		case 'H':
-			if (spool_header_check(optarg, &e) != 0)
-				cli_fail(&e);
-			hdrs[nh++] = optarg;
-			break;
+		case 'H': hdrs[nh++] = optarg; break;
 		case 'i': print_ids = 1; break;
 		case 'K': o.key = optarg; break;
 		case 'l': line_mode = 1; break;

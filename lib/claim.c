@@ -90,7 +90,10 @@ hint_write(spool_queue *q, int64_t now)
 {
 	struct spool_list *l = &q->ready;
 	if (l->n - l->pos < HINT_MIN) {
-		unlinkat(q->fd, ".head", 0);
+		/* only when one was seen: no syscall per claim on a small queue */
+		if (q->hint_seen)
+			unlinkat(q->fd, ".head", 0);
+		q->hint_seen = false;
 		return;
 	}
 	char *best[HINT_K], tmp[64], buf[HINT_K * NAME_LEN];
@@ -104,7 +107,9 @@ hint_write(spool_queue *q, int64_t now)
 		return; /* only a cache */
 	int ok = write_all(fd, buf, len) == 0;
 	close(fd);
-	if (!ok || renameat(q->fd, tmp, q->fd, ".head") != 0)
+	if (ok && renameat(q->fd, tmp, q->fd, ".head") == 0)
+		q->hint_seen = true;
+	else
 		unlinkat(q->fd, tmp, 0);
 }
 
@@ -117,6 +122,7 @@ hint_read(spool_queue *q)
 	int fd = openat(q->fd, ".head", O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return 0;
+	q->hint_seen = true;
 	ssize_t r = read(fd, buf, sizeof buf);
 	close(fd);
 	if (r <= 0 || list_load(&q->ready, buf, (size_t)r) != 0 || q->ready.n == 0)

@@ -48,6 +48,18 @@ msg_renamed(spool_msg *m, const struct spool_name *n)
 	return 0;
 }
 
+/* Where the body starts in the first len bytes of a message file (after the
+ * empty line that ends the header block), or NULL if the block does not end
+ * there.  The one place that knows how a header block ends. */
+const char *
+body_start(const char *buf, size_t len)
+{
+	if (len && buf[0] == '\n')
+		return buf + 1; /* no headers at all */
+	const char *end = memmem(buf, len, "\n\n", 2);
+	return end ? end + 2 : NULL;
+}
+
 /* The body has been read: the buffer goes back to the queue for the next one. */
 void
 msg_drop_head(spool_msg *m)
@@ -119,7 +131,7 @@ msg_open(spool_msg *m, struct spool_err *e)
 			m->whole = true;
 			break;
 		}
-		if (memmem(m->head, got, "\n\n", 2) || m->head[0] == '\n')
+		if (body_start(m->head, got))
 			break;
 		if (cap >= HEAD_LIMIT)
 			break;
@@ -130,10 +142,10 @@ msg_open(spool_msg *m, struct spool_err *e)
 		m->headcap = cap;
 	}
 	m->headlen = got;
-	const char *end = got && m->head[0] == '\n' ? m->head - 1 : memmem(m->head, got, "\n\n", 2);
-	if (!end)
+	const char *body = body_start(m->head, got);
+	if (!body)
 		return spool_fail(e, EX_DATAERR, "%s: no end of the header block", m->path);
-	m->body_off = (off_t)(end + 2 - m->head);
+	m->body_off = (off_t)(body - m->head);
 	m->rpos = m->body_off;
 	return 0;
 }

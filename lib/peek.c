@@ -40,9 +40,8 @@ peek_file(int dirfd, const char *name, struct spool_entry *en)
 	struct stat st;
 	if (r > 0 && fstat(fd, &st) == 0) {
 		buf[r] = '\0';
-		const char *end = buf[0] == '\n' ? buf - 1 : memmem(buf, (size_t)r, "\n\n", 2);
-		if (end) {
-			const char *body = end + 2;
+		const char *body = body_start(buf, (size_t)r);
+		if (body) {
 			en->body_size = st.st_size - (body - buf);
 			size_t k = 0;
 			for (const char *p = body; p < buf + r && *p != '\n' && k + 1 < sizeof en->line; p++)

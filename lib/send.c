@@ -49,8 +49,8 @@ struct spool_batch {
 
 static const char *const reserved[] = {"Id", "Date", "Key", "Expires", NULL};
 
-int
-spool_header_check(const char *h, struct spool_err *e)
+static int
+header_check(const char *h, struct spool_err *e)
 {
 	const char *colon = strchr(h, ':');
 	size_t nlen = colon ? (size_t)(colon - h) : 0;
@@ -80,7 +80,7 @@ spool_headers_check(const char *const *hdrs, struct spool_err *e)
 {
 	size_t len = 0;
 	for (const char *const *h = hdrs; h && *h; h++) {
-		if (spool_header_check(*h, e) != 0)
+		if (header_check(*h, e) != 0)
 			return -1;
 		len += strlen(*h) + 2;
 	}

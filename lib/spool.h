@@ -102,9 +102,9 @@ struct spool_send_opts {
 
 /* A --id key that can be used: 0, or -1 (EX_USAGE) before anything is written. */
 int spool_key_check(const char *key, struct spool_err *e);
-/* Validate one "Name: value" header given by a user: 0 or -1 (EX_USAGE). */
-int spool_headers_check(const char *const *hdrs, struct spool_err *e); /* all, and their total */
-int spool_header_check(const char *h, struct spool_err *e);
+/* Validate the "Name: value" headers a user gave, each and their total:
+ * 0 or -1 (EX_USAGE). */
+int spool_headers_check(const char *const *hdrs, struct spool_err *e);
 
 spool_batch *spool_batch_new(spool_queue *q, const struct spool_send_opts *o, struct spool_err *e);
 /* One message: begin, write body bytes (any number of calls), end. */

@@ -53,6 +53,7 @@ struct spool_queue {
 	bool reaped;           /* spool_repair has run in this process */
 	char *spare;           /* a first-block buffer to reuse (HEAD_FIRST bytes) */
 	bool hint_tried;       /* QUEUE/.head was read (once per process) */
+	bool hint_seen;        /* a QUEUE/.head exists, as far as we know */
 	int64_t next_lease;    /* earliest live lease seen by the last reap */
 };
 
@@ -111,6 +112,7 @@ spool_msg *msg_new(spool_queue *q, const struct spool_name *n, struct spool_err 
 int msg_open(spool_msg *m, struct spool_err *e);
 int msg_renamed(spool_msg *m, const struct spool_name *n);
 void msg_drop_head(spool_msg *m);
+const char *body_start(const char *buf, size_t len);
 int64_t backoff_delay(const struct spool_config *c, unsigned attempt);
 
 #endif
