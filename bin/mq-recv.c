@@ -21,6 +21,7 @@ static const char usage[] =
 	"usage: mq-recv [-cf] [-d dir] [-n count] [-w sec] [-x cmd] queue\n";
 
 #define OUT_BATCH 64 /* messages written to stdout before their acks */
+#define REPAIR_EVERY (60 * 1000) /* ms between repairs while waiting */
 
 static struct {
 	int claim_only;
@@ -237,10 +238,11 @@ main(int argc, char **argv)
 		cli_fail(&e);
 
 	int64_t deadline = wait >= 0 ? spool_now() + wait : 0;
+	int64_t next_repair = spool_now() + REPAIR_EVERY; /* spool_claim repaired first */
 	long got = 0;
 	while (!stop && (want == 0 || got < want)) {
 		spool_msg *m;
-		int64_t next_due, next_lease;
+		int64_t next_due;
 		int r = spool_claim(q, &m, &next_due, &e);
 		if (r < 0) {
 			give_back_held("claim failed");
@@ -256,19 +258,27 @@ main(int argc, char **argv)
 		/* nothing due: wait only when asked to, and (without -f) only for the first */
 		if (!waiting || (!follow && got > 0) || (deadline && spool_now() >= deadline))
 			break;
-		struct spool_repair rep;
-		if (spool_repair(q, 0, &rep, &e) != 0)
-			cli_fail(&e);
-		if (rep.leases > 0)
-			continue;
-		next_lease = rep.next_lease;
-		int64_t until = deadline;
-		if (next_due && (!until || next_due < until))
+		/* leases of others end by time alone: take them back when the
+		 * earliest one is due, and look for new ones every REPAIR_EVERY */
+		int64_t now = spool_now(), next_lease = spool_queue_next_lease(q);
+		if (now >= next_repair || (next_lease && now >= next_lease)) {
+			struct spool_repair rep;
+			if (spool_repair(q, 0, &rep, &e) != 0)
+				cli_fail(&e);
+			next_repair = now + REPAIR_EVERY;
+			if (rep.leases > 0)
+				continue;
+			next_lease = rep.next_lease;
+		}
+		int64_t until = next_repair;
+		if (deadline && deadline < until)
+			until = deadline;
+		if (next_due && next_due < until)
 			until = next_due;
-		if (next_lease && (!until || next_lease < until))
+		if (next_lease && next_lease < until)
 			until = next_lease;
 		struct pollfd pfd = {spool_watch_fd(w), POLLIN, 0};
-		int pr = poll(&pfd, 1, until ? ms_until(until) : -1);
+		int pr = poll(&pfd, 1, ms_until(until));
 		if (pr < 0 && errno != EINTR)
 			cli_die(EX_OSERR, "poll: %s", strerror(errno));
 		if (pr > 0 && spool_watch_read(w, NULL, NULL, &e) < 0)
