@@ -34,7 +34,8 @@ fail(const struct spool_err *e)
 	cli_fail(e);
 }
 
-static void
+/* Returns the exit code: 0, or EX_DUPLICATE for a --strict duplicate. */
+static int
 commit(spool_batch *b, const char *key, int strict)
 {
 	struct spool_err e = {0};
@@ -46,12 +47,13 @@ commit(spool_batch *b, const char *key, int strict)
 		if (print_ids)
 			printf("%s\n", dup);
 		cli_warn("duplicate of %s (key '%s' seen within the dedup window): not sent", dup, key);
-		exit(strict ? EX_DUPLICATE : 0);
+		return strict ? EX_DUPLICATE : 0;
 	}
 	for (long i = 0; print_ids && i < n; i++)
 		printf("%s\n", spool_batch_id(b, (size_t)i));
 	if (print_ids && fflush(stdout) != 0)
 		cli_die(EX_IOERR, "write ids: %s", strerror(errno));
+	return 0;
 }
 
 static int
@@ -93,8 +95,9 @@ since(int64_t t)
  * by itself (the time one commit takes is the time the next batch gathers);
  * LINE_BATCH and LINE_LINGER bound a batch when input never pauses.
  */
+/* (no --id here: a key names one message) */
 static void
-lines(spool_batch *b, int fd, const char *key, int strict)
+lines(spool_batch *b, int fd)
 {
 	static char buf[1 << 18];
 	struct spool_err e = {0};
@@ -131,19 +134,19 @@ lines(spool_batch *b, int fd, const char *key, int strict)
 			if (!first)
 				first = spool_now();
 			if (spool_batch_pending(b) >= LINE_BATCH) {
-				commit(b, key, strict);
+				commit(b, NULL, 0);
 				first = 0;
 			}
 		}
 		struct pollfd pfd = {fd, POLLIN, 0};
 		if (first && (poll(&pfd, 1, 0) == 0 || since(first) >= LINE_LINGER)) {
-			commit(b, key, strict);
+			commit(b, NULL, 0);
 			first = 0;
 		}
 	}
 	if (open_msg && spool_batch_end(b, &e) != 0) /* a last line without newline */
 		fail(&e);
-	commit(b, key, strict);
+	commit(b, NULL, 0);
 }
 
 int
@@ -223,23 +226,24 @@ main(int argc, char **argv)
 	if (!b)
 		cli_fail(&e);
 	signal(SIGPIPE, SIG_IGN);
+	int rc = 0;
 
 	if (line_mode) {
 		if (argc == 1)
-			lines(b, 0, o.key, strict);
+			lines(b, 0);
 		for (int i = 1; i < argc; i++)
-			lines(b, fds[i], o.key, strict);
+			lines(b, fds[i]);
 	} else {
 		if (argc == 1)
 			whole(b, 0, "stdin");
 		for (int i = 1; i < argc; i++)
 			whole(b, fds[i], argv[i]);
-		commit(b, o.key, strict);
+		rc = commit(b, o.key, strict);
 	}
 	spool_batch_free(b);
 	spool_queue_close(q);
 	spool_close(sp);
 	free(fds);
 	free(hdrs);
-	return 0;
+	return rc;
 }

@@ -16,6 +16,8 @@
 extern const char *prog;
 
 void cli_init(char *argv0, const char *usage);
+/* flush stdio and leave now (no atexit handlers, no leak check) */
+noreturn void cli_exit(int code);
 noreturn void cli_die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 noreturn void cli_fail(const struct spool_err *e);
 void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
