@@ -434,7 +434,7 @@ start(struct consumer *c, spool_msg *m)
 		return;
 	}
 	if (!(j->j = spool_job_start(m, c->cmd, SPOOL_JOB_PGRP, &e))) {
-		/* m is freed by spool_job_start; the lease will bring it back */
+		/* m is freed by spool_job_start, and given back if fork failed */
 		logmsg(LOG_ERR, "%s: %s: cannot run handler: %s", c->queue, id, e.msg);
 		free(j);
 		c->rest_until = spool_now() + ERROR_BACKOFF;

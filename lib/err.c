@@ -12,7 +12,7 @@ spool_errno_code(int err)
 	switch (err) {
 	case ENOENT: case ENOTDIR: return EX_NOINPUT;
 	case EACCES: case EPERM: case EROFS: return EX_NOPERM;
-	case ENOSPC: case EDQUOT: return EX_TEMPFAIL;
+	case ENOSPC: case EDQUOT: case EAGAIN: return EX_TEMPFAIL;
 	case EEXIST: case EMLINK: case ENAMETOOLONG: return EX_CANTCREAT;
 	default: return EX_IOERR;
 	}

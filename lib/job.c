@@ -100,7 +100,7 @@ spool_job_start(spool_msg *m, const char *cmd, int flags, struct spool_err *e)
 	j->pid = fork();
 	if (j->pid < 0) {
 		spool_fail_errno(e, errno, "fork");
-		goto fail;
+		goto give_back;
 	}
 	if (j->pid == 0)
 		child(m, bodyfd, cmd, flags);
@@ -115,11 +115,16 @@ spool_job_start(spool_msg *m, const char *cmd, int flags, struct spool_err *e)
 		spool_fail_errno(e, errno, "pidfd_open");
 		kill(j->pid, SIGKILL);
 		waitpid(j->pid, NULL, 0);
-		goto fail;
+		goto give_back;
 	}
 	fcntl(j->pidfd, F_SETFD, FD_CLOEXEC);
 	j->next_tick = tick_at(m);
 	return j;
+give_back:
+	/* The handler never ran, for want of a process: the message is not at
+	 * fault, so it goes back at once and uncounted.  (A message we cannot
+	 * read stays claimed: its lease brings it back counted, towards dead/.) */
+	spool_release(m, &(struct spool_err){0});
 fail:
 	if (bodyfd >= 0)
 		close(bodyfd);

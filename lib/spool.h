@@ -194,7 +194,8 @@ enum spool_outcome {
 	SPOOL_LOST,    /* the lease was lost while it ran */
 };
 /* Fork /bin/sh -c cmd with the body on stdin and MQ_* in the environment.
- * Takes ownership of m. */
+ * Takes ownership of m.  On failure m is freed: given back uncounted when no
+ * process could be made (fork), else left claimed for its lease to expire. */
 #define SPOOL_JOB_PGRP 0x1 /* own process group: spool_job_kill reaches its children */
 spool_job *spool_job_start(spool_msg *m, const char *cmd, int flags, struct spool_err *e);
 /* Stop the handler: SIGTERM now (escalate with SIGKILL by calling again).

@@ -9,6 +9,13 @@
 bats_require_minimum_version 1.5.0
 load helper
 
+teardown() {
+	common_teardown
+	if [ -f "$BATS_TEST_TMPDIR/.nproc-dir" ]; then
+		rm -rf "$(cat "$BATS_TEST_TMPDIR/.nproc-dir")"
+	fi
+}
+
 @test "-x: exit 0 acks, the queue is empty after" {
 	echo x | mq-send q
 	run -0 mq-recv -x 'cat >/dev/null' q
@@ -157,6 +164,36 @@ buries() { # STATUS: a handler exiting STATUS buries the message at once
 	run -0 mq-recv -n 0 -x "cat >>'$BATS_TEST_TMPDIR/got'" q
 	seq 1 5 | cmp - "$BATS_TEST_TMPDIR/got"
 	[ "$(messages_anywhere q)" -eq 0 ]
+}
+
+@test "-x: no process for the handler (fork fails): back at once, uncounted, exit 75" {
+	[ "$(id -u)" -eq 0 ] || skip "needs root to become nobody"
+	local nobody d
+	nobody=$(id -u nobody 2>/dev/null) || skip "no user nobody"
+	! pgrep -u "$nobody" >/dev/null || skip "nobody already runs processes here"
+	# As nobody with RLIMIT_NPROC 1, mq-recv itself is nobody's one process,
+	# so its fork fails with EAGAIN: the handler never runs.  The spool and a
+	# copy of mq-recv sit where nobody may reach them.
+	d=$(mktemp -d /tmp/spoolmq-nproc.XXXXXX)
+	echo "$d" >"$BATS_TEST_TMPDIR/.nproc-dir"
+	chmod 755 "$d"
+	cp "$MQ_BIN/mq-recv" "$d/"
+	export MQ_SPOOL="$d/spool"
+	echo hello | mq-send q
+	chown -R "$nobody" "$d/spool"
+	run --separate-stderr -75 prlimit --nproc=1:1 \
+		setpriv --reuid="$nobody" --regid="$(id -g nobody)" --clear-groups \
+		"$d/mq-recv" -x "touch '$d/ran'" q
+	echo "$stderr" >&2
+	[[ $stderr == "mq-recv: fork: "* ]]
+	[ ! -e "$d/ran" ]
+	# back in new/ with its attempts as before the claim, nothing left in cur/
+	f=$(only_file q new)
+	[ "$(name_attempts "$f")" = 0 ]
+	[ "$(count q cur)" -eq 0 ]
+	run -0 mq-recv -x 'echo "$MQ_ATTEMPT"; cat' q
+	[ "$output" = "1
+hello" ]
 }
 
 @test "-x on an empty queue exits 1 and runs nothing" {
