@@ -169,7 +169,8 @@ static int
 conf_read(const char *path, struct conf *c, struct spool_err *e)
 {
 	FILE *f = fopen(path, "r");
-	char buf[4096];
+	char *buf = NULL;
+	size_t cap = 0;
 	int line = 0;
 	struct consumer *cur = NULL, **tail = &c->consumers;
 
@@ -180,7 +181,7 @@ conf_read(const char *path, struct conf *c, struct spool_err *e)
 	if (!f)
 		return spool_fail(e, errno == ENOENT ? EX_CONFIG : spool_errno_code(errno),
 		                  "read %s: %s", path, strerror(errno));
-	while (fgets(buf, sizeof buf, f)) {
+	while (getline(&buf, &cap, f) >= 0) {
 		line++;
 		bool indented = buf[0] == ' ' || buf[0] == '\t';
 		char *s = spool_trim(buf);
@@ -277,13 +278,17 @@ conf_read(const char *path, struct conf *c, struct spool_err *e)
 		}
 		goto fail;
 	}
+	free(buf);
 	fclose(f);
-	if (!c->consumers)
+	if (!c->consumers) {
+		conf_free(c);
 		return spool_fail(e, EX_CONFIG, "%s: nothing to do (no consume line)", path);
+	}
 	return 0;
 oom:
 	spool_fail(e, EX_OSERR, "%s:%d: out of memory", path, line);
 fail:
+	free(buf);
 	fclose(f);
 	conf_free(c);
 	return -1;

@@ -24,7 +24,7 @@ backoff_delay(const struct spool_config *c, unsigned attempt)
 {
 	int64_t d = c->backoff_first;
 	for (unsigned i = 1; i < attempt && d < c->backoff_cap; i++)
-		d *= 2;
+		d = d > c->backoff_cap / 2 ? c->backoff_cap : d * 2;
 	if (d > c->backoff_cap)
 		d = c->backoff_cap;
 	/* "equal jitter": at least half the delay, so retries never bunch at 0 */
@@ -195,7 +195,8 @@ spool_claim(spool_queue *q, spool_msg **out, int64_t *next_due, struct spool_err
 		}
 		struct spool_name cn = n;
 		cn.t = now + q->cfg.lease;
-		cn.attempts = n.attempts + 1;
+		/* unlimited attempts stop counting where a name can hold them */
+		cn.attempts = n.attempts < ATTEMPTS_MAX ? n.attempts + 1 : ATTEMPTS_MAX;
 		int r = move_to_cur(q, q->newfd, name, &cn, out, e);
 		list_next(l);
 		if (r != 0)
@@ -488,12 +489,14 @@ copy_fd(int src, int dst)
 		ssize_t r = copy_file_range(src, &off, dst, NULL, 1 << 30, 0);
 		if (r == 0)
 			return 0;
-		if (r > 0)
+		if (r > 0 || errno == EINTR) /* mq-recv's signal handlers do not restart */
 			continue;
 		if (errno != EXDEV && errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
 			return -1;
 		char buf[65536];
-		while ((r = pread(src, buf, sizeof buf, off)) > 0) {
+		while ((r = pread(src, buf, sizeof buf, off)) > 0 || (r < 0 && errno == EINTR)) {
+			if (r < 0)
+				continue;
 			if (write_all(dst, buf, (size_t)r) != 0)
 				return -1;
 			off += r;

@@ -129,9 +129,10 @@ config_load(spool_queue *q, struct spool_err *e)
 		close(fd);
 		return spool_fail_errno(e, errno, "read %s/config", q->path);
 	}
-	char line[1024];
+	char *line = NULL;
+	size_t cap = 0;
 	int lineno = 0, rc = 0;
-	while (fgets(line, sizeof line, f)) {
+	while (getline(&line, &cap, f) >= 0) {
 		lineno++;
 		char *s = spool_trim(line), *eq;
 		if (!*s || *s == '#')
@@ -170,6 +171,7 @@ config_load(spool_queue *q, struct spool_err *e)
 	}
 	if (rc == 0 && ferror(f))
 		rc = spool_fail_errno(e, errno, "read %s/config", q->path);
+	free(line);
 	fclose(f);
 	if (rc == 0)
 		q->cfg = cfg;

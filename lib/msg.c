@@ -120,8 +120,11 @@ msg_open(spool_msg *m, struct spool_err *e)
 		r = pread(m->fd, m->head + got, cap - got, (off_t)got);
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r < 0)
-			return spool_fail_errno(e, errno, "read %s", m->path);
+		if (r < 0) {
+			int err = errno;
+			msg_drop_head(m);
+			return spool_fail_errno(e, err, "read %s", m->path);
+		}
 		if (r == 0) {
 			m->whole = true;
 			break;
@@ -143,8 +146,10 @@ msg_open(spool_msg *m, struct spool_err *e)
 	}
 	m->headlen = got;
 	const char *body = body_start(m->head, got);
-	if (!body)
+	if (!body) {
+		msg_drop_head(m); /* so that a second try fails the same way */
 		return spool_fail(e, EX_DATAERR, "%s: no end of the header block", m->path);
+	}
 	m->body_off = (off_t)(body - m->head);
 	m->rpos = m->body_off;
 	return 0;

@@ -79,39 +79,47 @@ ulid_new(char out[ULID_LEN + 1])
 	out[ULID_LEN] = '\0';
 }
 
+/* Decimal digits at s, exactly `exact` of them, or else 1 to `most` without
+ * a leading zero (the one spelling name_format writes); NULL if not. */
 static const char *
-digits(const char *s, int64_t *v, int exact)
+digits(const char *s, int64_t *v, int exact, int most)
 {
 	int64_t x = 0;
 	int n = 0;
 	for (; *s >= '0' && *s <= '9'; s++, n++) {
-		if (x > (INT64_MAX - 9) / 10)
+		if (n == (exact ? exact : most))
 			return NULL;
 		x = x * 10 + (*s - '0');
 	}
-	if (n == 0 || (exact && n != exact))
+	if (n == 0 || (exact && n != exact) || (!exact && n > 1 && s[-n] == '0'))
 		return NULL;
 	*v = x;
 	return s;
 }
 
-/* 0 if s is a message name, -1 if not (a stray file: left alone). */
+/*
+ * 0 if s is a message name, -1 if not (a stray file: left alone).  Only the
+ * canonical spelling is a name, so that the name rebuilt from its fields (to
+ * find a claim again, to ack it) is the file's own.
+ */
 int
 name_parse(const char *s, struct spool_name *n)
 {
 	int64_t a;
-	if (!(s = digits(s, &n->t, TIME_DIGITS)) || *s++ != '.')
+	if (!(s = digits(s, &n->t, TIME_DIGITS, 0)) || *s++ != '.')
+		return -1;
+	if (strnlen(s, ULID_LEN) != ULID_LEN)
 		return -1;
 	memcpy(n->id, s, ULID_LEN);
 	n->id[ULID_LEN] = '\0';
-	if (strlen(n->id) != ULID_LEN || !ulid_ok(n->id))
+	if (!ulid_ok(n->id))
 		return -1;
 	s += ULID_LEN;
-	if (*s++ != '.' || !(s = digits(s, &a, 0)) || a > 1000000)
+	if (*s++ != '.' || !(s = digits(s, &a, 0, 7)) || a > ATTEMPTS_MAX)
 		return -1;
 	n->attempts = (unsigned)a;
 	n->exp = 0;
-	if (*s == '.' && !(s = digits(s + 1, &n->exp, TIME_DIGITS)))
+	if (*s == '.' && (!(s = digits(s + 1, &n->exp, TIME_DIGITS, 0)) || n->exp == 0))
 		return -1;
 	return *s ? -1 : 0;
 }
@@ -119,10 +127,12 @@ name_parse(const char *s, struct spool_name *n)
 void
 name_format(char *buf, size_t len, const struct spool_name *n)
 {
-	int64_t t = n->t < 0 ? 0 : n->t;
-	if (n->exp)
+	/* now + the longest duration is past what 13 digits hold: "never" */
+	int64_t t = n->t < 0 ? 0 : n->t > SPOOL_TIME_MAX ? SPOOL_TIME_MAX : n->t;
+	int64_t exp = n->exp > SPOOL_TIME_MAX ? SPOOL_TIME_MAX : n->exp;
+	if (exp)
 		snprintf(buf, len, "%013lld.%s.%u.%013lld", (long long)t, n->id, n->attempts,
-		         (long long)n->exp);
+		         (long long)exp);
 	else
 		snprintf(buf, len, "%013lld.%s.%u", (long long)t, n->id, n->attempts);
 }

@@ -366,6 +366,9 @@ spool_key_check(const char *key, struct spool_err *e)
 	char enc[NAME_MAX + 1];
 	if (!*key || strlen(key) > 200)
 		return spool_fail(e, EX_USAGE, "--id: key must be 1 to 200 bytes");
+	for (const char *k = key; *k; k++) /* it is written as the Key: header */
+		if ((unsigned char)*k < 0x20 || *k == 0x7f)
+			return spool_fail(e, EX_USAGE, "--id: control character in key");
 	if (encode_key(key, enc, sizeof enc) != 0)
 		return spool_fail(e, EX_USAGE, "--id: key too long once encoded for a file name");
 	return 0;

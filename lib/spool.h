@@ -262,13 +262,17 @@ const char *spool_state_name(enum spool_state s);
 /* ---- small parsers and helpers (util.c) ---- */
 
 int64_t spool_now(void);
+/* The latest time a message name can hold: 13 digits of ms (year 2286).
+ * Durations are at most this long, so now + a duration never overflows. */
+#define SPOOL_TIME_MAX 9999999999999LL
 /* s without leading and trailing blanks (the end is cut in place). */
 char *spool_trim(char *s);
 /* "250ms", "30s", "5m", "2h", "7d", "90" (seconds): ms, or -1. */
 int64_t spool_parse_duration(const char *s);
 /* "512", "64K", "64M", "1G": bytes, or -1. */
 int64_t spool_parse_size(const char *s);
-/* "@EPOCH", "2026-11-21T22:00:00Z", "2026-11-21 22:00[:SS]" (local): ms, or -1. */
+/* "@EPOCH", "2026-11-21T22:00:00Z", "2026-11-21 22:00[:SS]" (local), from 1970
+ * to SPOOL_TIME_MAX: ms, or -1. */
 int64_t spool_parse_time(const char *s);
 /* RFC 3339 UTC with milliseconds into buf (>= 32 bytes). */
 char *spool_fmt_time(int64_t ms, char *buf, size_t len);

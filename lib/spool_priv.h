@@ -79,6 +79,7 @@ int spool_fail_errno(struct spool_err *e, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 /* name.c */
+#define ATTEMPTS_MAX 1000000 /* the largest A a name carries (spool-layout.md 4) */
 int name_parse(const char *s, struct spool_name *n);
 void name_format(char *buf, size_t len, const struct spool_name *n);
 void ulid_new(char out[ULID_LEN + 1]);

@@ -2,6 +2,7 @@
 /* util.c: clocks, the duration/size/time syntax every command shares, small I/O. */
 #include <ctype.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,9 +20,11 @@ spool_now(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* A decimal number (fraction allowed) and a unit suffix from the table. */
+/* A decimal number (fraction allowed) and a unit suffix from the table; at
+ * most `most`. */
 static int64_t
-scaled(const char *s, const char *const units[], const int64_t mult[], int64_t deflt)
+scaled(const char *s, const char *const units[], const int64_t mult[], int64_t deflt,
+       double most)
 {
 	char *end;
 	if (!s || !isdigit((unsigned char)*s))
@@ -40,7 +43,7 @@ scaled(const char *s, const char *const units[], const int64_t mult[], int64_t d
 			return -1;
 	}
 	double r = v * (double)m;
-	if (r > 9.2e18)
+	if (!(r <= most))
 		return -1;
 	return (int64_t)(r + 0.5);
 }
@@ -50,7 +53,9 @@ spool_parse_duration(const char *s)
 {
 	static const char *const u[] = {"ms", "s", "m", "h", "d", "w", NULL};
 	static const int64_t m[] = {1, 1000, 60000, 3600000, 86400000, 604800000};
-	return scaled(s, u, m, 1000);
+	/* a time a name can hold is at most SPOOL_TIME_MAX ms after the epoch, so
+	 * now + any duration stays far from overflow */
+	return scaled(s, u, m, 1000, (double)SPOOL_TIME_MAX);
 }
 
 int64_t
@@ -60,22 +65,53 @@ spool_parse_size(const char *s)
 	                                "t", NULL};
 	static const int64_t m[] = {1, 1 << 10, 1 << 10, 1 << 10, 1 << 20, 1 << 20, 1 << 20,
 	                            1 << 30, 1 << 30, 1 << 30, 1LL << 40};
-	return scaled(s, u, m, 1);
+	return scaled(s, u, m, 1, 9.2e18);
+}
+
+static bool
+leap(int y)
+{
+	return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+/* "+HH", "+HHMM" or "+HH:MM" (or '-'), and nothing after: seconds east. */
+static bool
+utc_offset(const char *p, int *secs)
+{
+	int sign = *p++ == '-' ? -1 : 1, hh, mm = 0;
+	if (!isdigit((unsigned char)p[0]) || !isdigit((unsigned char)p[1]))
+		return false;
+	hh = (p[0] - '0') * 10 + (p[1] - '0');
+	p += 2;
+	if (*p == ':' || isdigit((unsigned char)*p)) {
+		p += *p == ':';
+		if (!isdigit((unsigned char)p[0]) || !isdigit((unsigned char)p[1]))
+			return false;
+		mm = (p[0] - '0') * 10 + (p[1] - '0');
+		p += 2;
+	}
+	if (*p || hh > 23 || mm > 59)
+		return false;
+	*secs = sign * (hh * 3600 + mm * 60);
+	return true;
 }
 
 int64_t
 spool_parse_time(const char *s)
 {
+	static const char days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
 	struct tm tm;
 	const char *end;
 	char *e;
 
-	if (!s || !*s)
-		return -1;
+	if (!s || !isdigit((unsigned char)s[*s == '@']))
+		return -1; /* strptime would skip blanks; strtod takes hex, inf, nan */
 	if (*s == '@') {
+		if (s[1 + strspn(s + 1, "0123456789.")])
+			return -1;
 		errno = 0;
 		double v = strtod(s + 1, &e);
-		return errno || e == s + 1 || *e || v < 0 ? -1 : (int64_t)(v * 1000);
+		return errno || *e || !(v * 1000 <= (double)SPOOL_TIME_MAX) ? -1 : (int64_t)(v * 1000);
 	}
 	static const char *const fmts[] = {"%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S",
 	                                   "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d", NULL};
@@ -83,6 +119,10 @@ spool_parse_time(const char *s)
 		memset(&tm, 0, sizeof tm);
 		if (!(end = strptime(s, fmts[i], &tm)))
 			continue;
+		/* strptime takes any day up to 31: 2026-02-31 is no date */
+		int y = tm.tm_year + 1900;
+		if (tm.tm_mday > days[tm.tm_mon] + (tm.tm_mon == 1 && leap(y)))
+			return -1;
 		int64_t ms = 0;
 		if (*end == '.') { /* fraction of a second */
 			int64_t f = 0, scale = 1000;
@@ -92,21 +132,23 @@ spool_parse_time(const char *s)
 			ms = f * scale;
 		}
 		time_t t;
+		int off;
 		if (*end == 'Z' && !end[1]) {
 			t = timegm(&tm);
-		} else if ((*end == '+' || *end == '-') && isdigit((unsigned char)end[1])) {
-			int hh = 0, mm = 0;
-			if (sscanf(end + 1, "%2d:%2d", &hh, &mm) < 1 &&
-			    sscanf(end + 1, "%2d%2d", &hh, &mm) < 1)
-				continue;
-			t = timegm(&tm) - (*end == '+' ? 1 : -1) * (hh * 3600 + mm * 60);
+		} else if (*end == '+' || *end == '-') {
+			if (!utc_offset(end, &off))
+				return -1;
+			t = timegm(&tm) - off;
 		} else if (!*end) {
 			tm.tm_isdst = -1;
 			t = mktime(&tm);
 		} else {
 			continue;
 		}
-		return t == (time_t)-1 ? -1 : (int64_t)t * 1000 + ms;
+		/* from 1970 to 2286: what the 13 digits of a name can hold */
+		if (t < 0 || (int64_t)t > SPOOL_TIME_MAX / 1000 - 1)
+			return -1;
+		return (int64_t)t * 1000 + ms;
 	}
 	return -1;
 }

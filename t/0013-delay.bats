@@ -152,3 +152,24 @@ ctxt() {
 	check_error mq-send
 	[ ! -e "$(qdir q)/new" ] || [ "$(count q new)" -eq 0 ]
 }
+
+@test "--at refuses what is no date, and times a name cannot hold" {
+	local t
+	for t in 2026-02-31 2027-02-29 '@inf' '@nan' '@0x10' '@1e20' '@ 5' '@-5' \
+		' 2026-01-01' '2026-01-01T00:00+99:99' '2026-01-01T00:00+01:00x' \
+		'2026-01-01T00:00+01:' 1969-12-31 '2300-01-01T00:00:00Z'; do
+		run --separate-stderr -64 mq-send --at "$t" q <<<x
+		check_error mq-send
+	done
+	run --separate-stderr -64 mq-send --delay 20000w q <<<x
+	check_error mq-send
+	[ ! -e "$(qdir q)/new" ] || [ "$(count q new)" -eq 0 ]
+}
+
+@test "--at with a UTC offset, and a leap day" {
+	echo a | mq-send --at 2030-01-01T05:30:00+05:30 q
+	[ "$(name_time "$(only_file q new)")" = "$(date -u -d 2030-01-01T00:00:00Z +%s)000" ]
+	rm "$(qdir q)"/new/*
+	echo b | mq-send --at 2028-02-29T00:00:00-0100 q
+	[ "$(name_time "$(only_file q new)")" = "$(date -u -d 2028-02-29T01:00:00Z +%s)000" ]
+}

@@ -150,3 +150,12 @@ load helper
 	check_error mq-send
 	[ ! -e "$(qdir q)/new" ] || [ "$(count q new)" -eq 0 ]
 }
+
+@test "--id with a control character is refused: it cannot forge headers" {
+	run --separate-stderr -64 mq-send --id $'k\nDead-Reason: forged\n\nfake body' q <<<hello
+	check_error mq-send
+	[[ $stderr == *"control character"* ]]
+	run --separate-stderr -64 mq-send --id $'k\tx' q <<<hello
+	check_error mq-send
+	[ ! -e "$(qdir q)" ]
+}
