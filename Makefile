@@ -96,6 +96,11 @@ install: all
 	install -m 644 $(MAN7) $(DESTDIR)$(MANDIR)/man7
 	$(if $(MAN8),install -m 644 $(MAN8) $(DESTDIR)$(MANDIR)/man8)
 
+# The parsers under libFuzzer, FUZZ_SECONDS each (fuzz/README.md); needs clang.
+FUZZ_SECONDS ?= 60
+fuzz:
+	fuzz/run $(FUZZ_SECONDS)
+
 fmt:
 	clang-format -i lib/*.c lib/*.h bin/*.c
 
@@ -105,5 +110,5 @@ lint:
 clean:
 	rm -f lib/*.o lib/libspool.a $(CMDS)
 
-.PHONY: all deps demo check bench install fmt lint clean
+.PHONY: all deps demo check bench fuzz install fmt lint clean
 .DELETE_ON_ERROR:
