@@ -278,6 +278,11 @@ conf_read(const char *path, struct conf *c, struct spool_err *e)
 		}
 		goto fail;
 	}
+	if (ferror(f) || !feof(f)) { /* getline's ENOMEM leaves no error flag */
+		int err = errno ? errno : EIO;
+		spool_fail(e, spool_errno_code(err), "read %s: %s", path, strerror(err));
+		goto fail;
+	}
 	free(buf);
 	fclose(f);
 	if (!c->consumers) {

@@ -169,8 +169,10 @@ config_load(spool_queue *q, struct spool_err *e)
 			break;
 		}
 	}
-	if (rc == 0 && ferror(f))
-		rc = spool_fail_errno(e, errno, "read %s/config", q->path);
+	/* getline fails (ENOMEM) without setting the error flag: not at the end
+	 * means the rest of the file was not read */
+	if (rc == 0 && (ferror(f) || !feof(f)))
+		rc = spool_fail_errno(e, errno ? errno : EIO, "read %s/config", q->path);
 	free(line);
 	fclose(f);
 	if (rc == 0)

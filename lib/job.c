@@ -99,7 +99,8 @@ spool_job_start(spool_msg *m, const char *cmd, int flags, struct spool_err *e)
 	fflush(NULL);
 	j->pid = fork();
 	if (j->pid < 0) {
-		spool_fail_errno(e, errno, "fork");
+		/* EAGAIN or ENOMEM: no process to be had now, try again later */
+		spool_fail(e, EX_TEMPFAIL, "fork: %s", strerror(errno));
 		goto give_back;
 	}
 	if (j->pid == 0)
@@ -112,18 +113,21 @@ spool_job_start(spool_msg *m, const char *cmd, int flags, struct spool_err *e)
 	bodyfd = -1;
 	j->pidfd = (int)syscall(SYS_pidfd_open, j->pid, 0);
 	if (j->pidfd < 0) {
+		/* The handler may have started, and started others: stop them all,
+		 * and leave the message to its lease (counted), never run twice. */
 		spool_fail_errno(e, errno, "pidfd_open");
-		kill(j->pid, SIGKILL);
-		waitpid(j->pid, NULL, 0);
-		goto give_back;
+		kill(j->pgrp ? -j->pid : j->pid, SIGKILL);
+		while (waitpid(j->pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		goto fail;
 	}
 	fcntl(j->pidfd, F_SETFD, FD_CLOEXEC);
 	j->next_tick = tick_at(m);
 	return j;
 give_back:
-	/* The handler never ran, for want of a process: the message is not at
-	 * fault, so it goes back at once and uncounted.  (A message we cannot
-	 * read stays claimed: its lease brings it back counted, towards dead/.) */
+	/* No process could be made, so no handler ran: the message is not at
+	 * fault, and goes back at once, uncounted.  (A message we cannot read
+	 * stays claimed: its lease brings it back counted, towards dead/.) */
 	spool_release(m, &(struct spool_err){0});
 fail:
 	if (bodyfd >= 0)

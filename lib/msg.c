@@ -139,8 +139,11 @@ msg_open(spool_msg *m, struct spool_err *e)
 		if (cap >= HEAD_LIMIT)
 			break;
 		char *h = realloc(m->head, cap *= 4);
-		if (!h)
-			return spool_fail_errno(e, errno, "read %s", m->path);
+		if (!h) {
+			int err = errno;
+			msg_drop_head(m);
+			return spool_fail_errno(e, err, "read %s", m->path);
+		}
 		m->head = h;
 		m->headcap = cap;
 	}

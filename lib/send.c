@@ -100,7 +100,8 @@ spool_batch_new(spool_queue *q, const struct spool_send_opts *o, struct spool_er
 	b->fd = -1;
 	if (o)
 		b->o = *o;
-	if (spool_headers_check(b->o.headers, e) != 0) {
+	if (spool_headers_check(b->o.headers, e) != 0 ||
+	    (b->o.key && spool_key_check(b->o.key, e) != 0)) {
 		free(b);
 		return NULL;
 	}
@@ -158,7 +159,9 @@ spool_batch_begin(spool_batch *b, struct spool_err *e)
 	ulid_new(b->cur.id);
 	b->cur.t = b->o.due > now ? b->o.due : now;
 	b->cur.attempts = 0;
+	b->cur.t = b->cur.t > SPOOL_TIME_MAX ? SPOOL_TIME_MAX : b->cur.t;
 	b->cur.exp = b->o.ttl > 0 ? now + b->o.ttl : 0;
+	b->cur.exp = b->cur.exp > SPOOL_TIME_MAX ? SPOOL_TIME_MAX : b->cur.exp; /* as the name */
 	name_format(b->curname, sizeof b->curname, &b->cur);
 	b->fd = openat(b->q->tmpfd, b->curname, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
 	if (b->fd < 0)

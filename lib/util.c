@@ -111,7 +111,8 @@ spool_parse_time(const char *s)
 			return -1;
 		errno = 0;
 		double v = strtod(s + 1, &e);
-		return errno || *e || !(v * 1000 <= (double)SPOOL_TIME_MAX) ? -1 : (int64_t)(v * 1000);
+		double ms = v * 1000 + 0.5; /* to the nearest ms: @1.001 is 1001 */
+		return errno || *e || !(ms < (double)SPOOL_TIME_MAX + 1) ? -1 : (int64_t)ms;
 	}
 	static const char *const fmts[] = {"%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S",
 	                                   "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d", NULL};
@@ -146,7 +147,7 @@ spool_parse_time(const char *s)
 			continue;
 		}
 		/* from 1970 to 2286: what the 13 digits of a name can hold */
-		if (t < 0 || (int64_t)t > SPOOL_TIME_MAX / 1000 - 1)
+		if (t < 0 || (int64_t)t > SPOOL_TIME_MAX / 1000)
 			return -1;
 		return (int64_t)t * 1000 + ms;
 	}
