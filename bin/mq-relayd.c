@@ -235,8 +235,10 @@ conf_read(const char *path, struct conf *c, struct spool_err *e)
 		} else if (strcmp(s, "rescan") == 0) {
 			if (conf_duration(e, path, line, s, v, &c->rescan) != 0)
 				goto fail;
-			if (c->rescan < 1000)
-				c->rescan = 1000;
+			if (c->rescan < 1000) {
+				conf_err(e, path, line, "rescan: at least 1s, not '%.100s'", v);
+				goto fail;
+			}
 		} else if (strcmp(s, "stop-timeout") == 0) {
 			if (conf_duration(e, path, line, s, v, &c->stop_timeout) != 0)
 				goto fail;

@@ -95,6 +95,8 @@ list_dir(spool_queue *q, int dirfd, const char *sub, enum spool_state st0, unsig
 		}
 		if (flags & SPOOL_LIST_PEEK)
 			peek_file(dirfd, l.v[i], &en);
+		if (en.state != SPOOL_DEAD) /* a replayed message keeps its history */
+			en.reason[0] = '\0';
 		rc = fn(&en, arg);
 	}
 	list_clear(&l);

@@ -66,10 +66,11 @@ header_check(const char *h, struct spool_err *e)
 	if (nlen >= 5 && strncasecmp(h, "Dead-", 5) == 0)
 		return spool_fail(e, EX_USAGE, "header %.*s is reserved for dead letters", (int)nlen, h);
 	const char *v = colon + 1;
+	v += strspn(v, " \t"); /* written as "Name: value" */
 	if (strlen(v) > 998)
 		return spool_fail(e, EX_USAGE, "header %.*s: value over 998 bytes", (int)nlen, h);
 	for (; *v; v++)
-		if ((unsigned char)*v < 0x20 && *v != '\t')
+		if (((unsigned char)*v < 0x20 && *v != '\t') || *v == 0x7f)
 			return spool_fail(e, EX_USAGE, "header %.*s: control character in value",
 			                  (int)nlen, h);
 	return 0;
@@ -305,9 +306,10 @@ admit(spool_batch *b, struct spool_err *e)
 		int64_t n = count_ready(b->q, e);
 		if (n < 0)
 			return -1;
-		/* delayed messages are not ready: they do not count now */
+		/* delayed messages are not ready: they do not count now, but a
+		 * full queue refuses them too (a producer is told to back off) */
 		int64_t adding = b->o.due > spool_now() ? 0 : (int64_t)b->n;
-		if (n + adding > c->max_length)
+		if (n + adding > c->max_length || n >= c->max_length)
 			return spool_fail(e, EX_TEMPFAIL, "queue %s is full (%lld ready, max-length %lld)",
 			                  b->q->name, (long long)n, (long long)c->max_length);
 	}

@@ -96,6 +96,9 @@ spool_open(const char *dir, int flags, struct spool_err *e)
 		free(sp);
 		if (err == ENOENT)
 			return spool_fail(e, EX_NOTFOUND, "spool %s: no such directory", dir), NULL;
+		if (err == ENOTDIR) /* 73 for whoever came to make it, 66 to read it */
+			return spool_fail(e, flags & SPOOL_CREATE ? EX_CANTCREAT : EX_NOINPUT,
+			                  "spool %s: not a directory", dir), NULL;
 		return spool_fail_errno(e, err, "open spool %s", dir), NULL;
 	}
 	/* an absolute path without . or .. components is already what realpath gives,
@@ -267,6 +270,9 @@ spool_queue_open(spool *sp, const char *name, int flags, struct spool_err *e)
 	if (q->fd < 0) {
 		if (errno == ENOENT)
 			spool_fail(e, EX_NOTFOUND, "queue %s: no such queue", name);
+		else if (errno == ENOTDIR)
+			spool_fail(e, flags & SPOOL_CREATE ? EX_CANTCREAT : EX_NOINPUT,
+			           "queue %s: %s is not a directory", name, q->path);
 		else
 			spool_fail_errno(e, errno, "open queue %s", q->path);
 		goto fail;

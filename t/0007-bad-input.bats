@@ -162,8 +162,15 @@ bad_header() { # HEADER: mq-send -H HEADER exits 64 and writes nothing
 @test "-H with an empty name is refused" { bad_header ': x'; }
 @test "-H value with a newline is refused" { bad_header $'X-Foo: a\nb'; }
 @test "-H value with a carriage return is refused" { bad_header $'X-Foo: a\rb'; }
+@test "-H value with DEL is refused" { bad_header $'X-Foo: a\177b'; }
 @test "-H value over 998 bytes is refused" {
 	bad_header "X-Foo: $(head -c 999 /dev/zero | tr '\0' v)"
+}
+
+@test "-H value of exactly 998 bytes is taken, the blank after the colon not counted" {
+	v=$(head -c 998 /dev/zero | tr '\0' v)
+	run -0 mq-send -H "X-Foo:   $v" q <<<x
+	[ "$(header_of "$(only_file q new)" X-Foo)" = "$v" ]
 }
 
 @test "-H name of 65 bytes is refused" {

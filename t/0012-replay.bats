@@ -138,6 +138,21 @@ set_dead_time() {
 	[ "$(files q dead)" = "$before" ]
 	[ "$(count q new)" -eq 0 ]
 	run -1 mq-replay -n q 01ARZ3NDEKTSV4RRFFQ69G5FAV
+	# nor does it make the --to queue
+	run -0 mq-replay -n --all --to other q
+	[ ! -e "$MQ_SPOOL/other" ]
+}
+
+@test "mq-peek shows a replayed message by its body, not by its old dead reason" {
+	a=$(bury one)
+	run -0 mq-peek q
+	[[ $output == *"test burial"* ]]
+	mq-replay q "$a"
+	run -0 mq-peek q
+	[[ $output == ready*" one" ]]
+	[[ $output != *"test burial"* ]]
+	run -0 mq-peek --json q
+	[[ $output != *dead_reason* ]]
 }
 
 @test "replay by time range: --since and --until as durations ago" {

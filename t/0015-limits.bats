@@ -51,6 +51,15 @@ tree() {
 	[ "$(count q cur)" -eq 1 ]
 }
 
+@test "a full queue refuses a delayed message too" {
+	config q 'max-length = 1'
+	echo ready | mq-send q
+	run --separate-stderr -75 mq-send --delay 1h q <<<later
+	check_error mq-send
+	[[ $stderr == *"is full"* ]]
+	[ "$(count q new)" -eq 1 ]
+}
+
 @test "max-length with several FILEs: all or nothing" {
 	local T=$BATS_TEST_TMPDIR
 	config q 'max-length = 3'

@@ -57,6 +57,7 @@ bad_conf() {
 	[[ $stderr == *"timeout"*"soon"* ]]
 }
 @test "relayd -n: bad global duration" { bad_conf 1 "rescan 5 minutes" "consume q cat"; }
+@test "relayd -n: a rescan under a second is refused" { bad_conf 1 "rescan 500ms" "consume q cat"; }
 @test "relayd -n: bad concurrency" {
 	bad_conf 2 "consume q cat" "	concurrency 0"
 	bad_conf 2 "consume q cat" "	concurrency many"
