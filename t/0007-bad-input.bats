@@ -237,3 +237,19 @@ bad_header() { # HEADER: mq-send -H HEADER exits 64 and writes nothing
 		[[ $output =~ ^"$cmd (spoolmq) "[0-9]+\.[0-9]+\.[0-9]+$ ]]
 	done
 }
+
+@test "a queue or spool path that is a file: 73 to create it, 66 to read it, one line each" {
+	mkdir -p "$MQ_SPOOL"
+	echo not a queue >"$MQ_SPOOL/fileq"
+	run --separate-stderr -73 mq-send fileq <<<x
+	check_error mq-send
+	[[ $stderr == *"not a directory"* ]]
+	run --separate-stderr -66 mq-recv fileq
+	check_error mq-recv
+	echo not a spool >"$BATS_TEST_TMPDIR/plain"
+	run --separate-stderr -73 mq-send -d "$BATS_TEST_TMPDIR/plain" q <<<x
+	check_error mq-send
+	run --separate-stderr -66 mq-peek -d "$BATS_TEST_TMPDIR/plain" q
+	check_error mq-peek
+	[ "$(cat "$MQ_SPOOL/fileq")" = "not a queue" ]
+}
