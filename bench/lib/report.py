@@ -386,10 +386,6 @@ L.append("")
 
 L.append("### mq-relayd")
 L.append("")
-_soak = os.path.join(sys.argv[1], "soak.md")
-if os.path.exists(_soak):
-    L.extend(open(_soak).read().rstrip("\n").split("\n"))
-    L.append("")
 relayd = env.get("mq-relayd", "not yet built")
 fwd = env.get("mq-relayd forward", "not yet built")
 
@@ -424,6 +420,11 @@ else:
         L.append("| mq-relayd | built, not measured in this run (section relayd not run) | |")
 L.append("| relay throughput (HTTP forward between two spools) | %s | |" % ("not yet built" if fwd != "built" else "built; not measured by bench/run yet"))
 L.append("")
+# the soak (once per run) has its own heading and table: after the table above
+_soak = os.path.join(sys.argv[1], "soak.md")
+if os.path.exists(_soak):
+    L.extend(open(_soak).read().rstrip("\n").split("\n"))
+    L.append("")
 
 # strace -c: syscalls per message
 st_dir = os.path.join(resdir, "strace")
