@@ -181,10 +181,14 @@ buries() { # STATUS: a handler exiting STATUS buries the message at once
 	export MQ_SPOOL="$d/spool"
 	echo hello | mq-send q
 	chown -R "$nobody" "$d/spool"
-	run --separate-stderr -75 prlimit --nproc=1:1 \
+	run --separate-stderr prlimit --nproc=1:1 \
 		setpriv --reuid="$nobody" --regid="$(id -g nobody)" --clear-groups \
 		"$d/mq-recv" -x "touch '$d/ran'" q
 	echo "$stderr" >&2
+	# nobody's processes elsewhere on this kernel (not ours to see) would
+	# stop setpriv's exec before mq-recv ever ran: nothing to test then
+	[[ $stderr == "mq-recv: "* ]] || skip "cannot run mq-recv as nobody with one process: $stderr"
+	[ "$status" -eq 75 ]
 	[[ $stderr == "mq-recv: fork: "* ]]
 	[ ! -e "$d/ran" ]
 	# back in new/ with its attempts as before the claim, nothing left in cur/
