@@ -93,9 +93,9 @@ since(int64_t t)
  * Every line one message.  A batch is committed when no more input is
  * waiting, so a quiet log's line goes out at once and a busy one is batched
  * by itself (the time one commit takes is the time the next batch gathers);
- * LINE_BATCH and LINE_LINGER bound a batch when input never pauses.
+ * LINE_BATCH and LINE_LINGER bound a batch when input never pauses.  (No
+ * --id here: a key names one message.)
  */
-/* (no --id here: a key names one message) */
 static void
 lines(spool_batch *b, int fd)
 {

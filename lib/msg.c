@@ -121,9 +121,8 @@ msg_open(spool_msg *m, struct spool_err *e)
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
-			int err = errno;
-			msg_drop_head(m);
-			return spool_fail_errno(e, err, "read %s", m->path);
+			spool_fail_errno(e, errno, "read %s", m->path);
+			goto drop;
 		}
 		if (r == 0) {
 			m->whole = true;
@@ -140,9 +139,8 @@ msg_open(spool_msg *m, struct spool_err *e)
 			break;
 		char *h = realloc(m->head, cap *= 4);
 		if (!h) {
-			int err = errno;
-			msg_drop_head(m);
-			return spool_fail_errno(e, err, "read %s", m->path);
+			spool_fail_errno(e, errno, "read %s", m->path);
+			goto drop;
 		}
 		m->head = h;
 		m->headcap = cap;
@@ -150,12 +148,15 @@ msg_open(spool_msg *m, struct spool_err *e)
 	m->headlen = got;
 	const char *body = body_start(m->head, got);
 	if (!body) {
-		msg_drop_head(m); /* so that a second try fails the same way */
-		return spool_fail(e, EX_DATAERR, "%s: no end of the header block", m->path);
+		spool_fail(e, EX_DATAERR, "%s: no end of the header block", m->path);
+		goto drop;
 	}
 	m->body_off = (off_t)(body - m->head);
 	m->rpos = m->body_off;
 	return 0;
+drop:
+	msg_drop_head(m); /* so that a second try fails the same way */
+	return -1;
 }
 
 ssize_t

@@ -127,9 +127,7 @@ name_parse(const char *s, struct spool_name *n)
 void
 name_format(char *buf, size_t len, const struct spool_name *n)
 {
-	/* now + the longest duration is past what 13 digits hold: "never" */
-	int64_t t = n->t < 0 ? 0 : n->t > SPOOL_TIME_MAX ? SPOOL_TIME_MAX : n->t;
-	int64_t exp = n->exp > SPOOL_TIME_MAX ? SPOOL_TIME_MAX : n->exp;
+	int64_t t = name_time(n->t), exp = name_time(n->exp);
 	if (exp)
 		snprintf(buf, len, "%013lld.%s.%u.%013lld", (long long)t, n->id, n->attempts,
 		         (long long)exp);

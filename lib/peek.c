@@ -28,7 +28,8 @@ cmp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* First block: body size, first body line, latest Dead-Reason. */
+/* First block: body size, first body line, and of a dead letter its latest
+ * Dead-Reason (a replayed message keeps its history, but is not dead). */
 static void
 peek_file(int dirfd, const char *name, struct spool_entry *en)
 {
@@ -48,7 +49,7 @@ peek_file(int dirfd, const char *name, struct spool_entry *en)
 				en->line[k++] = (unsigned char)*p < 0x20 || *p == 0x7f ? '?' : *p;
 			en->line[k] = '\0';
 		}
-		if (strncmp(buf, "Dead-Reason: ", 13) == 0) {
+		if (en->state == SPOOL_DEAD && strncmp(buf, "Dead-Reason: ", 13) == 0) {
 			size_t k = strcspn(buf + 13, "\n");
 			snprintf(en->reason, sizeof en->reason, "%.*s", (int)k, buf + 13);
 		}
@@ -95,8 +96,6 @@ list_dir(spool_queue *q, int dirfd, const char *sub, enum spool_state st0, unsig
 		}
 		if (flags & SPOOL_LIST_PEEK)
 			peek_file(dirfd, l.v[i], &en);
-		if (en.state != SPOOL_DEAD) /* a replayed message keeps its history */
-			en.reason[0] = '\0';
 		rc = fn(&en, arg);
 	}
 	list_clear(&l);

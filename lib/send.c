@@ -49,6 +49,16 @@ struct spool_batch {
 
 static const char *const reserved[] = {"Id", "Date", "Key", "Expires", NULL};
 
+/* A control character (DEL too) in s, TAB allowed where tab_ok. */
+static bool
+has_ctl(const char *s, bool tab_ok)
+{
+	for (; *s; s++)
+		if (((unsigned char)*s < 0x20 && !(tab_ok && *s == '\t')) || *s == 0x7f)
+			return true;
+	return false;
+}
+
 static int
 header_check(const char *h, struct spool_err *e)
 {
@@ -69,10 +79,8 @@ header_check(const char *h, struct spool_err *e)
 	v += strspn(v, " \t"); /* written as "Name: value" */
 	if (strlen(v) > 998)
 		return spool_fail(e, EX_USAGE, "header %.*s: value over 998 bytes", (int)nlen, h);
-	for (; *v; v++)
-		if (((unsigned char)*v < 0x20 && *v != '\t') || *v == 0x7f)
-			return spool_fail(e, EX_USAGE, "header %.*s: control character in value",
-			                  (int)nlen, h);
+	if (has_ctl(v, true))
+		return spool_fail(e, EX_USAGE, "header %.*s: control character in value", (int)nlen, h);
 	return 0;
 }
 
@@ -160,9 +168,7 @@ spool_batch_begin(spool_batch *b, struct spool_err *e)
 	ulid_new(b->cur.id);
 	b->cur.t = b->o.due > now ? b->o.due : now;
 	b->cur.attempts = 0;
-	b->cur.t = b->cur.t > SPOOL_TIME_MAX ? SPOOL_TIME_MAX : b->cur.t;
-	b->cur.exp = b->o.ttl > 0 ? now + b->o.ttl : 0;
-	b->cur.exp = b->cur.exp > SPOOL_TIME_MAX ? SPOOL_TIME_MAX : b->cur.exp; /* as the name */
+	b->cur.exp = b->o.ttl > 0 ? name_time(now + b->o.ttl) : 0; /* Expires: as the name */
 	name_format(b->curname, sizeof b->curname, &b->cur);
 	b->fd = openat(b->q->tmpfd, b->curname, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
 	if (b->fd < 0)
@@ -371,9 +377,8 @@ spool_key_check(const char *key, struct spool_err *e)
 	char enc[NAME_MAX + 1];
 	if (!*key || strlen(key) > 200)
 		return spool_fail(e, EX_USAGE, "--id: key must be 1 to 200 bytes");
-	for (const char *k = key; *k; k++) /* it is written as the Key: header */
-		if ((unsigned char)*k < 0x20 || *k == 0x7f)
-			return spool_fail(e, EX_USAGE, "--id: control character in key");
+	if (has_ctl(key, false)) /* it is written as the Key: header */
+		return spool_fail(e, EX_USAGE, "--id: control character in key");
 	if (encode_key(key, enc, sizeof enc) != 0)
 		return spool_fail(e, EX_USAGE, "--id: key too long once encoded for a file name");
 	return 0;

@@ -80,6 +80,13 @@ int spool_fail_errno(struct spool_err *e, int err, const char *fmt, ...)
 
 /* name.c */
 #define ATTEMPTS_MAX 1000000 /* the largest A a name carries (spool-layout.md 4) */
+/* A time as a name holds it: now + the longest duration is past its 13
+ * digits, and means "never". */
+static inline int64_t
+name_time(int64_t t)
+{
+	return t < 0 ? 0 : t > SPOOL_TIME_MAX ? SPOOL_TIME_MAX : t;
+}
 int name_parse(const char *s, struct spool_name *n);
 void name_format(char *buf, size_t len, const struct spool_name *n);
 void ulid_new(char out[ULID_LEN + 1]);
