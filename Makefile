@@ -26,21 +26,33 @@ JANSSON_LIBS   ?= $(shell $(PKG_CONFIG) --libs jansson 2>/dev/null || echo -ljan
 CURL_CFLAGS    ?= $(shell $(PKG_CONFIG) --cflags libcurl 2>/dev/null)
 CURL_LIBS      ?= $(shell $(PKG_CONFIG) --libs libcurl 2>/dev/null || echo -lcurl)
 MHD_CFLAGS     ?= $(shell $(PKG_CONFIG) --cflags libmicrohttpd 2>/dev/null)
-MHD_LIBS       ?= $(shell $(PKG_CONFIG) --libs libmicrohttpd 2>/dev/null || echo -lmicrohttpd)
+MHD_LIBS       ?= $(shell $(PKG_CONFIG) --libs libmicrohttpd gnutls 2>/dev/null || echo -lmicrohttpd -lgnutls)
+CRYPTO_CFLAGS  ?= $(shell $(PKG_CONFIG) --cflags libcrypto 2>/dev/null)
+CRYPTO_LIBS    ?= $(shell $(PKG_CONFIG) --libs libcrypto 2>/dev/null || echo -lcrypto)
 
 LIB_SRCS := $(sort $(wildcard lib/*.c))
 LIB_OBJS := $(LIB_SRCS:.c=.o)
 LIB_HDRS := $(wildcard lib/*.h)
-CMDS     := $(patsubst %.c,%,$(sort $(wildcard bin/mq-*.c)))
+CMDS     := $(patsubst %.c,%,$(sort $(wildcard bin/mq-*.c))) bin/mq-relayd
+# mq-relayd is a folder of its own (relayd/): the only code that links
+# libcurl and libmicrohttpd, which lib/ must never include (lib-check).
+RELAYD_SRCS := $(sort $(wildcard relayd/*.c))
+RELAYD_HDRS := $(wildcard relayd/*.h)
 # which commands need which libraries (only these link them)
-JSON_CMDS  = bin/mq-peek bin/mq-stat bin/mq-relayd
+JSON_CMDS  = bin/mq-peek bin/mq-stat
 DAEMON_CMDS = bin/mq-relayd
 MAN1     := $(wildcard man/*.1)
 MAN5     := $(wildcard man/*.5)
 MAN7     := $(wildcard man/*.7)
 MAN8     := $(wildcard man/*.8)
 
-all: $(CMDS)
+all: lib-check $(CMDS)
+
+# lib/ knows the spool and nothing of HTTP or NATS: refuse a build where it
+# includes their headers.
+lib-check:
+	@if grep -nE '^[[:space:]]*#[[:space:]]*include[[:space:]]*[<"](curl/|microhttpd|nats|gnutls/)' \
+	    lib/*.c lib/*.h; then echo "lib/ must not include curl, microhttpd, gnutls or nats headers" >&2; exit 1; fi
 
 lib/%.o: lib/%.c $(LIB_HDRS)
 	$(CC) $(ALL_CFLAGS) $(JANSSON_CFLAGS) -c -o $@ $<
@@ -51,11 +63,14 @@ lib/libspool.a: $(LIB_OBJS)
 
 bin/%: bin/%.c lib/libspool.a $(LIB_HDRS)
 	$(CC) $(ALL_CFLAGS) $(if $(filter $@,$(JSON_CMDS)),$(JANSSON_CFLAGS)) \
-	    $(if $(filter $@,$(DAEMON_CMDS)),$(CURL_CFLAGS) $(MHD_CFLAGS)) \
 	    -o $@ $< lib/libspool.a $(LDFLAGS) \
-	    $(if $(SAN)$(filter $@,$(JSON_CMDS) $(DAEMON_CMDS)),,$(STATIC)) \
-	    $(if $(filter $@,$(JSON_CMDS)),$(JANSSON_LIBS)) \
-	    $(if $(filter $@,$(DAEMON_CMDS)),$(CURL_LIBS) $(MHD_LIBS))
+	    $(if $(SAN)$(filter $@,$(JSON_CMDS)),,$(STATIC)) \
+	    $(if $(filter $@,$(JSON_CMDS)),$(JANSSON_LIBS))
+
+bin/mq-relayd: $(RELAYD_SRCS) $(RELAYD_HDRS) lib/libspool.a $(LIB_HDRS)
+	$(CC) $(ALL_CFLAGS) -Irelayd $(JANSSON_CFLAGS) $(CURL_CFLAGS) $(MHD_CFLAGS) $(CRYPTO_CFLAGS) \
+	    -o $@ $(RELAYD_SRCS) lib/libspool.a $(LDFLAGS) \
+	    $(JANSSON_LIBS) $(CURL_LIBS) $(MHD_LIBS) $(CRYPTO_LIBS)
 
 deps:
 	@contrib/install-deps
@@ -102,7 +117,7 @@ fuzz:
 	fuzz/run $(FUZZ_SECONDS)
 
 fmt:
-	clang-format -i lib/*.c lib/*.h bin/*.c
+	clang-format -i lib/*.c lib/*.h bin/*.c relayd/*.c relayd/*.h
 
 lint:
 	for m in man/*.[1578]; do mandoc -Tlint -W warning $$m; done
@@ -110,5 +125,5 @@ lint:
 clean:
 	rm -f lib/*.o lib/libspool.a $(CMDS)
 
-.PHONY: all deps demo check bench fuzz install fmt lint clean
+.PHONY: all lib-check deps demo check bench fuzz install fmt lint clean
 .DELETE_ON_ERROR:

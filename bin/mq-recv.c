@@ -126,7 +126,7 @@ run(spool_msg *m)
 		cli_fail(&e);
 	for (;;) {
 		struct pollfd pfd = {spool_job_pidfd(j), POLLIN, 0};
-		int64_t tick = spool_job_next_tick(j), wait = -1;
+		int64_t tick = spool_msg_next_tick(spool_job_msg(j)), wait = -1;
 		if (tick) {
 			wait = tick - spool_now();
 			if (wait < 0)
@@ -139,7 +139,7 @@ run(spool_msg *m)
 			break;
 		if (r < 0 && errno != EINTR)
 			cli_die(EX_OSERR, "poll: %s", strerror(errno));
-		if (spool_job_tick(j, &e) != 0)
+		if (spool_msg_tick(spool_job_msg(j), &e) != 0)
 			cli_error(&e); /* lost: let it finish, the outcome says so */
 	}
 	if (spool_job_finish(j, 0, &oc, desc, sizeof desc, &e) != 0)

@@ -7,7 +7,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
-#include <jansson.h>
+#include <jansson.h> /* json_t: spool_stat_json's object */
 #include <stdio.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -17,39 +17,11 @@
 
 static const char usage[] = "usage: mq-stat [-d dir] [--json] [queue ...]\n";
 
-/* backlog buckets in minutes, as qshape prints them */
-static const int buckets[] = {1, 5, 10, 20, 40, 80, 160, 320, 640, 1280};
-#define NB (sizeof buckets / sizeof *buckets + 1)
-
 struct qstat {
-	long n[5];            /* by enum spool_state */
-	int64_t oldest;       /* enqueue time of the oldest ready message, 0: none */
-	int64_t bytes;
-	long hist[NB];
+	struct spool_stat st;
 	struct spool_repair rep;
 	bool ok;              /* the queue could be read */
 };
-
-static int64_t now;
-
-static int
-count(const struct spool_entry *en, void *arg)
-{
-	struct qstat *s = arg;
-	s->n[en->state]++;
-	if (en->size > 0)
-		s->bytes += en->size;
-	if (en->state == SPOOL_READY) {
-		if (!s->oldest || en->created < s->oldest)
-			s->oldest = en->created;
-		int64_t min = (now - en->created) / 60000;
-		size_t b = 0;
-		while (b < NB - 1 && min >= buckets[b])
-			b++;
-		s->hist[b]++;
-	}
-	return 0;
-}
 
 static char *
 human(int64_t b, char *buf, size_t len)
@@ -124,7 +96,6 @@ main(int argc, char **argv)
 	struct qstat *st = calloc(nq + 1, sizeof *st);
 	if (!st)
 		cli_die(EX_OSERR, "out of memory");
-	now = spool_now();
 	for (size_t i = 0; i < nq; i++) {
 		spool_queue *q = spool_queue_open(sp, list[i], 0, &e);
 		if (!q) {
@@ -133,7 +104,7 @@ main(int argc, char **argv)
 			continue;
 		}
 		if (spool_repair(q, SPOOL_REPAIR_FULL, &st[i].rep, &e) != 0 ||
-		    spool_list(q, 0, SPOOL_LIST_SIZE, count, &st[i], &e) < 0) {
+		    spool_stat(q, &st[i].st, &e) != 0) {
 			cli_error(&e);
 			rc = e.code;
 		} else {
@@ -144,30 +115,9 @@ main(int argc, char **argv)
 
 	if (json) {
 		json_t *a = json_array();
-		for (size_t i = 0; i < nq; i++) {
-			struct qstat *s = &st[i];
-			if (!s->ok)
-				continue;
-			json_t *h = json_object();
-			for (size_t b = 0; b < NB; b++) {
-				char key[16];
-				snprintf(key, sizeof key, b < NB - 1 ? "%dm" : "%dm+",
-				         buckets[b < NB - 1 ? b : NB - 2]);
-				json_object_set_new(h, key, json_integer(s->hist[b]));
-			}
-			json_t *o = json_pack(
-				"{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:{s:I, s:I, s:I, s:I, s:I}}",
-				"queue", list[i], "ready", (json_int_t)s->n[SPOOL_READY], "delayed",
-				(json_int_t)s->n[SPOOL_DELAYED], "in_flight", (json_int_t)s->n[SPOOL_CLAIMED],
-				"expired_leases", (json_int_t)s->rep.leases, "dead", (json_int_t)s->n[SPOOL_DEAD],
-				"kept", (json_int_t)s->n[SPOOL_DONE], "bytes", (json_int_t)s->bytes,
-				"oldest_ready_age",
-				s->oldest ? json_integer((now - s->oldest) / 1000) : json_null(), "backlog_by_age", h,
-				"repaired", "expired_leases", (json_int_t)s->rep.leases, "expired_messages",
-				(json_int_t)s->rep.expired, "tmp_files", (json_int_t)s->rep.tmp, "kept_removed",
-				(json_int_t)s->rep.done, "dedup_markers", (json_int_t)s->rep.ids);
-			json_array_append_new(a, o);
-		}
+		for (size_t i = 0; i < nq; i++)
+			if (st[i].ok)
+				json_array_append_new(a, spool_stat_json(list[i], &st[i].st, &st[i].rep));
 		json_dumpf(a, stdout, JSON_INDENT(2));
 		putchar('\n');
 		json_decref(a);
@@ -176,24 +126,25 @@ main(int argc, char **argv)
 		printf("%-16s %7s %7s %8s %7s %7s %7s %7s %8s\n", "QUEUE", "READY", "DELAYED", "INFLIGHT",
 		       "EXPIRED", "DEAD", "KEPT", "OLDEST", "BYTES");
 		for (size_t i = 0; i < nq; i++) {
-			struct qstat *s = &st[i];
-			if (!s->ok)
+			const struct spool_stat *s = &st[i].st;
+			int64_t oldest = s->oldest_by[SPOOL_READY];
+			if (!st[i].ok)
 				continue;
 			printf("%-16s %7ld %7ld %8ld %7ld %7ld %7ld %7s %8s\n", list[i], s->n[SPOOL_READY],
-			       s->n[SPOOL_DELAYED], s->n[SPOOL_CLAIMED], s->rep.leases, s->n[SPOOL_DEAD],
-			       s->n[SPOOL_DONE], s->oldest ? spool_fmt_age(now - s->oldest, age, sizeof age) : "-",
+			       s->n[SPOOL_DELAYED], s->n[SPOOL_CLAIMED], st[i].rep.leases, s->n[SPOOL_DEAD],
+			       s->n[SPOOL_DONE], oldest ? spool_fmt_age(s->now - oldest, age, sizeof age) : "-",
 			       human(s->bytes, bytes, sizeof bytes));
 		}
 		printf("\nready backlog by age (minutes)\n%-16s %6s", "QUEUE", "T");
-		for (size_t b = 0; b < NB - 1; b++)
-			printf(" %5d", buckets[b]);
-		printf(" %5d+\n", buckets[NB - 2]);
+		for (size_t b = 0; b < SPOOL_STAT_NB - 1; b++)
+			printf(" %5d", spool_stat_buckets[b]);
+		printf(" %5d+\n", spool_stat_buckets[SPOOL_STAT_NB - 2]);
 		for (size_t i = 0; i < nq; i++) {
 			if (!st[i].ok)
 				continue;
-			printf("%-16s %6ld", list[i], st[i].n[SPOOL_READY]);
-			for (size_t b = 0; b < NB; b++)
-				printf(" %5ld", st[i].hist[b]);
+			printf("%-16s %6ld", list[i], st[i].st.n[SPOOL_READY]);
+			for (size_t b = 0; b < SPOOL_STAT_NB; b++)
+				printf(" %5ld", st[i].st.hist[b]);
 			putchar('\n');
 		}
 		for (size_t i = 0; i < nq; i++)

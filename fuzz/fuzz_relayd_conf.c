@@ -1,20 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * fuzz_relayd_conf.c: mq-relayd's configuration file, read by conf_read(),
- * a static function of bin/mq-relayd.c: the daemon's source is included
- * here with its main() renamed, and the library's cli.c linked for prog.
+ * fuzz_relayd_conf.c: mq-relayd's configuration file, read by conf_read()
+ * of relayd/conf.c, which fuzz/run links in beside the library.
  * Each input is written to one temporary file and read.  A bad file must be
  * EX_CONFIG (78) with no leak (conf_read frees what it built); a good one is
  * freed the way a reload does.
  */
 #include <fcntl.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <unistd.h>
 
-#define main relayd_main
-#include "../bin/mq-relayd.c"
-#undef main
+#include <stdlib.h>
+#include <string.h>
 
+#include "relayd.h"
 #include "spool_priv.h" /* write_all */
 
 static char path[4096];
@@ -52,7 +52,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	for (struct consumer *k = c.consumers; k; k = k->next) {
-		if (!spool_queue_name_ok(k->queue) || !*k->cmd || k->concurrency < 1)
+		if (!spool_queue_name_ok(k->queue) || k->concurrency < 1 ||
+		    (k->kind == CONSUME_EXEC ? !k->cmd || !*k->cmd : !k->url || !k->to))
 			abort();
 		/* the overrides are "key\0value\0" pairs, each one a valid setting */
 		struct spool_config cfg = {0};

@@ -329,6 +329,11 @@ spool_repair(spool_queue *q, int flags, struct spool_repair *out, struct spool_e
 			}
 			close(fd);
 		}
+		/* ids received from relays (import.c), by the same window */
+		if ((fd = openat(q->fd, "received", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
+			r.ids += sweep_old(fd, now, q->cfg.dedup_window);
+			close(fd);
+		}
 	}
 	q->next_lease = r.next_lease;
 	if (out)
@@ -450,9 +455,15 @@ spool_nack(spool_msg *m, int64_t delay, const char *why, struct spool_err *e)
 int
 spool_release(spool_msg *m, struct spool_err *e)
 {
+	return spool_defer(m, 0, e);
+}
+
+int
+spool_defer(spool_msg *m, int64_t delay, struct spool_err *e)
+{
 	struct spool_name nn = m->n;
 	char to[NAME_LEN];
-	nn.t = spool_now();
+	nn.t = name_time(spool_now() + (delay > 0 ? delay : 0));
 	if (nn.attempts > 0)
 		nn.attempts--;
 	name_format(to, sizeof to, &nn);

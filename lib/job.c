@@ -3,8 +3,9 @@
  * job.c: running a handler for one claimed message, the part mq-recv -x and
  * mq-relayd share.  The child gets the body on stdin (its own descriptor of
  * the file, positioned after the headers) and the message in its environment;
- * the parent extends the lease while it runs and turns its exit status into
- * ack, retry or bury (the qmail/fsq convention, spool-layout.md "Handlers").
+ * the caller holds the lease while it runs (settle.c) and its exit status
+ * becomes ack, retry or bury (the qmail/fsq convention, spool-layout.md
+ * "Handlers"), settled by spool_settle.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,8 +24,6 @@ struct spool_job {
 	spool_msg *m;
 	pid_t pid;
 	int pidfd;
-	int64_t next_tick; /* when the lease is next extended */
-	bool lost;         /* an extension failed: someone else took the message */
 	bool pgrp;         /* the child leads its own process group */
 	bool killed;       /* spool_job_kill was called */
 };
@@ -76,13 +75,6 @@ child(spool_msg *m, int bodyfd, const char *cmd, int flags)
 	_exit(127);
 }
 
-static int64_t
-tick_at(const spool_msg *m)
-{
-	/* extend when half the lease is left */
-	return m->n.t - m->q->cfg.lease / 2;
-}
-
 spool_job *
 spool_job_start(spool_msg *m, const char *cmd, int flags, struct spool_err *e)
 {
@@ -122,7 +114,6 @@ spool_job_start(spool_msg *m, const char *cmd, int flags, struct spool_err *e)
 		goto fail;
 	}
 	fcntl(j->pidfd, F_SETFD, FD_CLOEXEC);
-	j->next_tick = tick_at(m);
 	return j;
 give_back:
 	/* No process could be made, so no handler ran: the message is not at
@@ -139,24 +130,7 @@ fail:
 
 pid_t spool_job_pid(const spool_job *j) { return j->pid; }
 int spool_job_pidfd(const spool_job *j) { return j->pidfd; }
-const spool_msg *spool_job_msg(const spool_job *j) { return j->m; }
-int64_t spool_job_next_tick(const spool_job *j) { return j->lost ? 0 : j->next_tick; }
-
-int
-spool_job_tick(spool_job *j, struct spool_err *e)
-{
-	if (j->lost || spool_now() < j->next_tick)
-		return 0;
-	if (spool_extend(j->m, j->m->q->cfg.lease, e) != 0) {
-		if (e && e->code == EX_NOTFOUND)
-			j->lost = true;
-		else
-			j->next_tick = spool_now() + 1000; /* try again in a second, not at once */
-		return -1;
-	}
-	j->next_tick = tick_at(j->m);
-	return 0;
-}
+spool_msg *spool_job_msg(const spool_job *j) { return j->m; }
 
 int
 spool_job_kill(spool_job *j, int sig)
@@ -188,32 +162,23 @@ spool_job_finish(spool_job *j, int timed_out, enum spool_outcome *out, char *des
 		snprintf(desc, desclen, "exit %d", code);
 	else
 		snprintf(desc, desclen, "signal %d", WTERMSIG(st));
-	*out = SPOOL_LOST;
-	if (j->lost)
-		return 0;
 	/* stopped for shutdown: given back uncounted, unless it had finished
 	 * (a handler may complete its work on SIGTERM and exit 0) */
 	bool finished = WIFEXITED(st) && (code == 0 || code == 65 || code == 100);
+	char why[128];
+	struct spool_verdict v = {.what = SPOOL_DO_RETRY, .delay = -1, .status = desc};
 	if (timed_out < 0 && !finished) {
-		r = spool_release(j->m, e);
-		*out = SPOOL_RETRY;
-		snprintf(desc, desclen, "stopped");
+		v.what = SPOOL_DO_DEFER, v.delay = 0;
 	} else if (timed_out <= 0 && code == 0) {
-		r = spool_ack(j->m, e);
-		*out = SPOOL_ACKED;
+		v.what = SPOOL_DO_ACK;
 	} else if (timed_out <= 0 && (code == 65 || code == 100)) {
-		char why[128];
 		snprintf(why, sizeof why, "handler said bury (%s)", desc);
-		r = spool_bury(j->m, why, desc, e);
-		*out = SPOOL_BURIED;
-	} else if ((r = spool_nack(j->m, -1, desc, e)) >= 0) {
-		*out = r == 1 ? SPOOL_BURIED : SPOOL_RETRY;
+		v.what = SPOOL_DO_BURY, v.reason = why;
 	}
-	if (r < 0 && e && e->code == EX_NOTFOUND) {
-		*out = SPOOL_LOST;
-		return 0;
-	}
-	return r < 0 ? -1 : 0;
+	r = spool_settle(j->m, &v, out, e);
+	if (r == 0 && v.what == SPOOL_DO_DEFER && *out == SPOOL_RETRY)
+		snprintf(desc, desclen, "stopped");
+	return r;
 }
 
 void

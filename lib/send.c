@@ -47,7 +47,7 @@ struct spool_batch {
 	char buf[BUF_SIZE];
 };
 
-static const char *const reserved[] = {"Id", "Date", "Key", "Expires", NULL};
+static const char *const reserved[] = {"Id", "Date", "Key", "Expires", "Hop", NULL};
 
 /* A control character (DEL too) in s, TAB allowed where tab_ok. */
 static bool
@@ -304,32 +304,37 @@ count_ready(spool_queue *q, struct spool_err *e)
 	return n;
 }
 
-static int
-admit(spool_batch *b, struct spool_err *e)
+int
+spool_queue_admit(spool_queue *q, int64_t adding, struct spool_err *e)
 {
-	const struct spool_config *c = &b->q->cfg;
+	const struct spool_config *c = &q->cfg;
 	if (c->max_length > 0) {
-		int64_t n = count_ready(b->q, e);
+		int64_t n = count_ready(q, e);
 		if (n < 0)
 			return -1;
-		/* delayed messages are not ready: they do not count now, but a
-		 * full queue refuses them too (a producer is told to back off) */
-		int64_t adding = b->o.due > spool_now() ? 0 : (int64_t)b->n;
 		if (n + adding > c->max_length || n >= c->max_length)
 			return spool_fail(e, EX_TEMPFAIL, "queue %s is full (%lld ready, max-length %lld)",
-			                  b->q->name, (long long)n, (long long)c->max_length);
+			                  q->name, (long long)n, (long long)c->max_length);
 	}
 	if (c->min_free > 0) {
 		struct statvfs vfs;
-		if (fstatvfs(b->q->newfd, &vfs) != 0)
-			return spool_fail_errno(e, errno, "statvfs %s", b->q->path);
+		if (fstatvfs(q->newfd, &vfs) != 0)
+			return spool_fail_errno(e, errno, "statvfs %s", q->path);
 		int64_t free_b = (int64_t)vfs.f_bavail * (int64_t)vfs.f_frsize;
 		if (free_b < c->min_free)
 			return spool_fail(e, EX_TEMPFAIL,
 			                  "disk under its reserve for queue %s (%lld bytes free, min-free %lld)",
-			                  b->q->name, (long long)free_b, (long long)c->min_free);
+			                  q->name, (long long)free_b, (long long)c->min_free);
 	}
 	return 0;
+}
+
+static int
+admit(spool_batch *b, struct spool_err *e)
+{
+	/* delayed messages are not ready: they do not count now, but a full
+	 * queue refuses them too (a producer is told to back off) */
+	return spool_queue_admit(b->q, b->o.due > spool_now() ? 0 : (int64_t)b->n, e);
 }
 
 static int

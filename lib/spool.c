@@ -149,9 +149,10 @@ spool_printable(const char *s)
 		k += (size_t)((unsigned char)*s < 0x20 || *s == 0x7f ?
 		              snprintf(buf + k, sizeof buf - k, "\\x%02x", (unsigned char)*s) :
 		              (buf[k] = *s, 1));
-	if (*s)
-		k += (size_t)snprintf(buf + k, sizeof buf - k, "...");
-	buf[k] = '\0';
+	if (*s) /* k < sizeof buf - 1 here: "..." is cut rather than overrun */
+		snprintf(buf + k, sizeof buf - k, "...");
+	else
+		buf[k] = '\0';
 	return buf;
 }
 

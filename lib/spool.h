@@ -124,6 +124,37 @@ const char *spool_batch_id(const spool_batch *b, size_t i);
 /* Unlinks what was not committed. */
 void spool_batch_free(spool_batch *b);
 
+/* A queue's limits for adding n ready messages now: max-length, min-free.
+ * 0, or -1 with EX_TEMPFAIL (full, or the disk under its reserve). */
+int spool_queue_admit(spool_queue *q, int64_t n, struct spool_err *e);
+
+/* ---- receiving message files with their own ids (import.c) ---- */
+
+typedef struct spool_import spool_import;
+/* 1 if id is a message id as names carry it (a ULID), 0 if not. */
+int spool_id_ok(const char *id);
+/* 1 when q received id within its dedup window (digest, if not NULL, gets
+ * what was stored with it, "" for nothing), 0 when not. */
+int spool_received(spool_queue *q, const char *id, char *digest, size_t len);
+/* A message file arriving for q with its own id; hop: this receiver's name,
+ * refused in the file's Hop lines and added as the last one ("" for none). */
+spool_import *spool_import_new(spool_queue *q, const char *id, const char *hop,
+                               struct spool_err *e);
+/* The file's bytes in order.  -1 with EX_DATAERR (a bad header block, over
+ * max-size), EX_PROTOCOL (a loop: our Hop is in it already), or an I/O code. */
+int spool_import_write(spool_import *im, const void *p, size_t n, struct spool_err *e);
+/* The whole file has arrived; digest is kept in the marker for later retries. */
+int spool_import_end(spool_import *im, const char *digest, struct spool_err *e);
+/* Make the ended imports durable in new/ and mark their ids received, one
+ * sync for all of them (group commit); each then has its own result. */
+void spool_import_commit(spool_import *const *v, size_t n);
+/* 1 stored, 0 not stored because the id was already held, -1 failed (e). */
+int spool_import_result(const spool_import *im, struct spool_err *e);
+const char *spool_import_id(const spool_import *im);
+spool_queue *spool_import_queue(const spool_import *im);
+/* Unlinks what was not committed. */
+void spool_import_free(spool_import *im);
+
 /* ---- claiming and finishing (claim.c) ---- */
 
 /* Claim the oldest due message under a lease: 1 claimed (*out set), 0 none
@@ -179,20 +210,48 @@ int spool_bury(spool_msg *m, const char *reason, const char *status, struct spoo
 int spool_extend(spool_msg *m, int64_t dur, struct spool_err *e);
 /* Give back without counting the delivery (shutdown): due at once. */
 int spool_release(spool_msg *m, struct spool_err *e);
+/* The same, due after delay ms (a peer that cannot take it yet). */
+int spool_defer(spool_msg *m, int64_t delay, struct spool_err *e);
 
 /* Move a dead (or done) message back to new/ of q or of to (NULL: q), with
  * attempts reset and no expiry: 0, or -1 (EX_NOTFOUND if it is gone). */
 int spool_replay(spool_queue *q, const struct spool_entry *en, spool_queue *to,
                  int nosync, struct spool_err *e);
 
-/* ---- handlers (job.c): what mq-recv -x and mq-relayd share ---- */
+/* ---- holding and settling a delivery (settle.c): every consumer's part ---- */
 
 enum spool_outcome {
-	SPOOL_ACKED,   /* handler exited 0 */
+	SPOOL_ACKED,   /* done */
 	SPOOL_RETRY,   /* given back for a later attempt */
 	SPOOL_BURIED,  /* moved to dead/ */
-	SPOOL_LOST,    /* the lease was lost while it ran */
+	SPOOL_LOST,    /* the lease was lost while it was being handled */
 };
+/* When the lease must next be extended (half of it left); 0 once it is lost
+ * or the message settled. */
+int64_t spool_msg_next_tick(const spool_msg *m);
+/* Extend the lease if it is time: 0, or -1 (EX_NOTFOUND: lost for good;
+ * anything else: tried again a second later). */
+int spool_msg_tick(spool_msg *m, struct spool_err *e);
+int spool_msg_lost(const spool_msg *m);
+enum spool_do {
+	SPOOL_DO_ACK,   /* handled */
+	SPOOL_DO_RETRY, /* failed: counted; after delay (< 0: the queue's backoff), dead/ past max-attempts */
+	SPOOL_DO_BURY,  /* can never succeed: dead/ now, with reason and status */
+	SPOOL_DO_DEFER, /* not handled, not its fault: given back uncounted, due after delay */
+};
+struct spool_verdict {
+	enum spool_do what;
+	int64_t delay;
+	const char *reason; /* Dead-Reason (bury) */
+	const char *status; /* Dead-Status (bury, or a retry that ends in dead/) */
+};
+/* Apply the verdict; *out says what became of the message (SPOOL_LOST,
+ * returning 0, when the lease was lost before or on the way). */
+int spool_settle(spool_msg *m, const struct spool_verdict *v, enum spool_outcome *out,
+                 struct spool_err *e);
+
+/* ---- handlers (job.c): what mq-recv -x and mq-relayd's exec share ---- */
+
 /* Fork /bin/sh -c cmd with the body on stdin and MQ_* in the environment.
  * Takes ownership of m.  On failure m is freed: given back uncounted when no
  * process could be made (fork), else left claimed for its lease to expire. */
@@ -203,10 +262,9 @@ spool_job *spool_job_start(spool_msg *m, const char *cmd, int flags, struct spoo
 int spool_job_kill(spool_job *j, int sig);
 pid_t spool_job_pid(const spool_job *j);
 int spool_job_pidfd(const spool_job *j); /* readable when the child exits */
-const spool_msg *spool_job_msg(const spool_job *j);
-/* When the lease must next be extended; spool_job_tick does it. */
-int64_t spool_job_next_tick(const spool_job *j);
-int spool_job_tick(spool_job *j, struct spool_err *e);
+spool_msg *spool_job_msg(const spool_job *j);
+/* The message's lease is held with spool_msg_next_tick/spool_msg_tick on
+ * spool_job_msg(j). */
 /* Reap the child (blocking if it runs), apply ack/retry/bury by its status.
  * timed_out: 1 it was killed for running too long (a failure); -1 it was
  * stopped for shutdown (given back, not counted).  *desc: "exit 3" etc. */
@@ -258,6 +316,24 @@ typedef int spool_entry_fn(const struct spool_entry *en, void *arg);
 int spool_list(spool_queue *q, unsigned states, int flags, spool_entry_fn *fn, void *arg,
                struct spool_err *e);
 const char *spool_state_name(enum spool_state s);
+
+/* ---- figures of a queue (stat.c): mq-stat, mq-relayd's /v1/stats and /metrics ---- */
+
+#define SPOOL_STAT_NB 11 /* backlog buckets: under 1, 5, 10 ... 1280 minutes, and older */
+extern const int spool_stat_buckets[SPOOL_STAT_NB - 1]; /* their upper bounds, minutes */
+struct spool_stat {
+	long n[5];            /* messages by enum spool_state */
+	int64_t bytes;        /* file bytes in all */
+	int64_t bytes_by[5];  /* by state */
+	int64_t oldest_by[5]; /* enqueue time of the oldest by state, 0: none */
+	long hist[SPOOL_STAT_NB]; /* ready messages by age */
+	int64_t now;          /* when counted */
+};
+/* Count q's messages (names and sizes: nothing is changed). */
+int spool_stat(spool_queue *q, struct spool_stat *s, struct spool_err *e);
+/* The JSON object mq-stat --json prints for a queue (a new json_t *, as
+ * void * so that this header needs no jansson); rep may be NULL. */
+void *spool_stat_json(const char *queue, const struct spool_stat *s, const struct spool_repair *rep);
 
 /* ---- small parsers and helpers (util.c) ---- */
 

@@ -72,6 +72,8 @@ struct spool_msg {
 	char **headers;        /* parsed on demand */
 	off_t rpos;            /* next body byte spool_msg_read returns (file offset) */
 	bool done;             /* acked, given back or buried */
+	int64_t next_tick;     /* when the lease is next extended (0: half of it left) */
+	bool lost;             /* an extension found it gone: someone else has it */
 };
 
 /* err.c */

@@ -1,0 +1,380 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * import.c: taking in a message file that another spool wrote, with its own
+ * id (the relay's receiver, spool-layout.md "Received messages").  The file
+ * arrives in pieces and is streamed into tmp/; its header block (bounded by
+ * HEAD_LIMIT) is held until it ends, checked (the Id must be the one asked
+ * for, every line "Name: value", no Hop of ours: that would be a loop), and
+ * written with our own Hop line added last.  The body goes straight through.
+ *
+ * Commit is for many imports at once (group commit): one data sync, the
+ * renames into new/, one fsync of each new/, then the markers received/ID
+ * that make a retried transfer of the same id a duplicate (holding the
+ * digest the caller computed), synced the same way.  A marker is written
+ * only once its message is durable: a crash in between can cost a second
+ * copy on a retry, never a message.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "spool_priv.h"
+
+#define KEEP_FDS 4 /* up to this many imports per commit are fsynced one by one */
+
+struct spool_import {
+	spool_queue *q;
+	struct spool_name n;   /* the name it gets in new/ (attempts 0) */
+	char tmpname[NAME_LEN];
+	int fd;                /* the tmp/ file, -1 once closed */
+	char *hop;             /* our Hop name */
+	char *head;            /* the header block until it ends, then NULL */
+	size_t headlen, headcap;
+	bool in_body;
+	int64_t body;          /* body bytes so far */
+	bool ended, tmp_left;  /* ended: whole and checked; tmp_left: tmp/ file exists */
+	char digest[128];      /* stored in the marker */
+	int result;            /* after commit: 1 stored, 0 already held, -1 failed */
+	struct spool_err err;
+};
+
+static int
+held_at(spool_queue *q, const char *id, char *digest, size_t len)
+{
+	char path[16 + ULID_LEN];
+	struct stat st;
+	snprintf(path, sizeof path, "received/%s", id);
+	int fd = openat(q->fd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0)
+		return 0;
+	int held = 0;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+		int64_t when = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+		held = when + q->cfg.dedup_window > spool_now();
+		if (held && digest && len) {
+			ssize_t r = read(fd, digest, len - 1);
+			digest[r > 0 ? r : 0] = '\0';
+			digest[strcspn(digest, "\n")] = '\0';
+		}
+	}
+	close(fd);
+	return held;
+}
+
+int
+spool_received(spool_queue *q, const char *id, char *digest, size_t len)
+{
+	if (digest && len)
+		digest[0] = '\0';
+	return ulid_ok(id) ? held_at(q, id, digest, len) : 0;
+}
+
+int
+spool_id_ok(const char *id)
+{
+	return ulid_ok(id);
+}
+
+spool_import *
+spool_import_new(spool_queue *q, const char *id, const char *hop, struct spool_err *e)
+{
+	if (!ulid_ok(id))
+		return spool_fail(e, EX_USAGE, "bad message id '%s'", spool_printable(id)), NULL;
+	spool_import *im = calloc(1, sizeof *im);
+	if (!im || !(im->hop = strdup(hop ? hop : ""))) {
+		free(im);
+		return spool_fail_errno(e, ENOMEM, "receive"), NULL;
+	}
+	im->q = q;
+	im->fd = -1;
+	strcpy(im->n.id, id);
+	im->n.t = spool_now();
+	name_format(im->tmpname, sizeof im->tmpname, &im->n);
+	im->fd = openat(q->tmpfd, im->tmpname, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+	if (im->fd < 0) {
+		spool_fail_errno(e, errno, "create %s/tmp/%s", q->path, im->tmpname);
+		spool_import_free(im);
+		return NULL;
+	}
+	im->tmp_left = true;
+	return im;
+}
+
+/* The header block has ended at head[len] (after its blank line): check it,
+ * then write it with our Hop line. */
+static int
+head_done(spool_import *im, size_t len, struct spool_err *e)
+{
+	bool have_id = false;
+	size_t hoplen = strlen(im->hop);
+	const char *p = im->head, *end = im->head + len - 1; /* the blank line */
+	if (len < 2)
+		return spool_fail(e, EX_DATAERR, "message has no header block");
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *colon = memchr(p, ':', (size_t)(nl - p));
+		if (!colon || colon == p || !isalpha((unsigned char)*p))
+			return spool_fail(e, EX_DATAERR, "bad header line '%.40s'",
+			                  spool_printable(p));
+		for (const char *c = p; c < colon; c++)
+			if (!isalnum((unsigned char)*c) && *c != '-')
+				return spool_fail(e, EX_DATAERR, "bad header name '%.*s'", (int)(colon - p), p);
+		const char *v = colon + 1;
+		while (v < nl && *v == ' ')
+			v++;
+		for (const char *c = v; c < nl; c++)
+			if (((unsigned char)*c < 0x20 && *c != '\t') || *c == 0x7f)
+				return spool_fail(e, EX_DATAERR, "control character in header '%.*s'",
+				                  (int)(colon - p), p);
+		size_t nlen = (size_t)(colon - p), vlen = (size_t)(nl - v);
+		if (nlen == 2 && strncasecmp(p, "Id", 2) == 0) {
+			if (vlen != ULID_LEN || memcmp(v, im->n.id, ULID_LEN) != 0)
+				return spool_fail(e, EX_DATAERR, "header Id '%.*s' is not the id %s",
+				                  (int)(vlen > 30 ? 30 : vlen), v, im->n.id);
+			have_id = true;
+		} else if (nlen == 3 && strncasecmp(p, "Hop", 3) == 0) {
+			if (hoplen && vlen == hoplen && memcmp(v, im->hop, hoplen) == 0)
+				return spool_fail(e, EX_PROTOCOL, "loop: %s has passed through %s before",
+				                  im->n.id, im->hop);
+		} else if (nlen == 7 && strncasecmp(p, "Expires", 7) == 0) {
+			char buf[64];
+			snprintf(buf, sizeof buf, "%.*s", (int)(vlen < 63 ? vlen : 63), v);
+			int64_t t = spool_parse_time(buf);
+			if (t > 0)
+				im->n.exp = t;
+		}
+		p = nl + 1;
+	}
+	if (!have_id)
+		return spool_fail(e, EX_DATAERR, "message has no Id header");
+	char line[NAME_LEN + 512];
+	int n = hoplen ? snprintf(line, sizeof line, "Hop: %s\n\n", im->hop) : snprintf(line, sizeof line, "\n");
+	if (write_all(im->fd, im->head, len - 1) != 0 || write_all(im->fd, line, (size_t)n) != 0)
+		return spool_fail_errno(e, errno, "write %s/tmp/%s", im->q->path, im->tmpname);
+	return 0;
+}
+
+int
+spool_import_write(spool_import *im, const void *buf, size_t n, struct spool_err *e)
+{
+	const char *p = buf;
+	if (im->fd < 0 || im->ended)
+		return spool_fail(e, EX_SOFTWARE, "receive: not open");
+	if (!im->in_body) {
+		/* look for the blank line only in what is new (and the byte before) */
+		size_t from = im->headlen ? im->headlen - 1 : 0;
+		size_t take = n;
+		if (im->headlen + take > HEAD_LIMIT)
+			take = HEAD_LIMIT - im->headlen;
+		if (im->headlen + take > im->headcap) {
+			size_t cap = im->headcap ? im->headcap : 4096;
+			while (cap < im->headlen + take)
+				cap *= 2;
+			char *h = realloc(im->head, cap);
+			if (!h)
+				return spool_fail_errno(e, ENOMEM, "receive");
+			im->head = h, im->headcap = cap;
+		}
+		memcpy(im->head + im->headlen, p, take);
+		im->headlen += take;
+		const char *end = NULL;
+		if (im->headlen && im->head[0] == '\n')
+			end = im->head + 1;
+		else if (im->headlen > from && (end = memmem(im->head + from, im->headlen - from,
+		                                             "\n\n", 2)))
+			end += 2;
+		if (!end) {
+			if (im->headlen >= HEAD_LIMIT)
+				return spool_fail(e, EX_DATAERR, "header block does not end within %d bytes",
+				                  HEAD_LIMIT);
+			return 0;
+		}
+		size_t blen = (size_t)(end - im->head);
+		if (head_done(im, blen, e) != 0)
+			return -1;
+		/* what came after the blank line is body */
+		size_t rest_in_head = im->headlen - blen;
+		size_t used = take - rest_in_head; /* bytes of buf that were header */
+		free(im->head);
+		im->head = NULL;
+		im->in_body = true;
+		p += used;
+		n -= used;
+	}
+	if (!n)
+		return 0;
+	im->body += (int64_t)n;
+	if (im->body > im->q->cfg.max_size)
+		return spool_fail(e, EX_DATAERR,
+		                  "message over the size limit of queue %s (max-size %lld bytes)",
+		                  im->q->name, (long long)im->q->cfg.max_size);
+	if (write_all(im->fd, p, n) != 0)
+		return spool_fail_errno(e, errno, "write %s/tmp/%s", im->q->path, im->tmpname);
+	return 0;
+}
+
+int
+spool_import_end(spool_import *im, const char *digest, struct spool_err *e)
+{
+	if (im->fd < 0 || im->ended)
+		return spool_fail(e, EX_SOFTWARE, "receive: not open");
+	if (!im->in_body)
+		return spool_fail(e, EX_DATAERR, "message ends inside its header block");
+	snprintf(im->digest, sizeof im->digest, "%s", digest ? digest : "");
+	im->ended = true;
+	return 0;
+}
+
+const char *
+spool_import_id(const spool_import *im)
+{
+	return im->n.id;
+}
+
+spool_queue *
+spool_import_queue(const spool_import *im)
+{
+	return im->q;
+}
+
+int
+spool_import_result(const spool_import *im, struct spool_err *e)
+{
+	if (im->result < 0 && e)
+		*e = im->err;
+	return im->result;
+}
+
+static void
+failed(spool_import *im, int err, const char *what)
+{
+	im->result = -1;
+	spool_fail_errno(&im->err, err, "%s %s/%s", what, im->q->path, im->tmpname);
+}
+
+/* Each distinct queue of v once: fn(q) for the first import of each. */
+static bool
+first_of_queue(spool_import *const *v, size_t i)
+{
+	for (size_t k = 0; k < i; k++)
+		if (v[k]->q == v[i]->q && v[k]->result >= 0)
+			return false;
+	return true;
+}
+
+static void
+fail_queue(spool_import *const *v, size_t n, spool_queue *q, int err, const char *what)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i]->q == q && v[i]->result > 0)
+			failed(v[i], err, what);
+}
+
+void
+spool_import_commit(spool_import *const *v, size_t n)
+{
+	bool many = n > KEEP_FDS;
+	/* 1: the data of every file */
+	for (size_t i = 0; i < n; i++) {
+		spool_import *im = v[i];
+		im->result = im->ended ? 1 : -1;
+		if (!im->ended)
+			spool_fail(&im->err, EX_SOFTWARE, "receive: message not ended");
+	}
+	for (size_t i = 0; i < n; i++) {
+		spool_import *im = v[i];
+		if (im->result < 0)
+			continue;
+		if (many) {
+			if (first_of_queue(v, i) && syncfs(im->q->tmpfd) != 0)
+				fail_queue(v, n, im->q, errno, "sync");
+		} else if (fdatasync(im->fd) != 0) {
+			failed(im, errno, "fsync");
+		}
+	}
+	/* 2: into new/, once per id (a transfer retried while the first was in flight) */
+	for (size_t i = 0; i < n; i++) {
+		spool_import *im = v[i];
+		if (im->result < 0)
+			continue;
+		bool dup = held_at(im->q, im->n.id, NULL, 0);
+		for (size_t k = 0; k < i && !dup; k++)
+			dup = v[k]->result > 0 && v[k]->q == im->q && strcmp(v[k]->n.id, im->n.id) == 0;
+		if (dup) {
+			im->result = 0;
+			continue;
+		}
+		char to[NAME_LEN];
+		name_format(to, sizeof to, &im->n);
+		if (renameat2(im->q->tmpfd, im->tmpname, im->q->newfd, to, RENAME_NOREPLACE) != 0) {
+			if (errno != EINVAL && errno != ENOSYS) {
+				failed(im, errno, "rename into new/");
+				continue;
+			}
+			if (linkat(im->q->tmpfd, im->tmpname, im->q->newfd, to, 0) != 0) {
+				failed(im, errno, "link into new/");
+				continue;
+			}
+			unlinkat(im->q->tmpfd, im->tmpname, 0);
+		}
+		im->tmp_left = false;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (v[i]->result > 0 && first_of_queue(v, i) && fsync_dir(v[i]->q->newfd) != 0) {
+			/* not known to be durable: it is in new/ and will be delivered,
+			 * but the sender must not take it as done (it sends again) */
+			fail_queue(v, n, v[i]->q, errno, "fsync new/ of");
+		}
+	/* 3: the markers, once the messages are durable */
+	bool sync_markers = false;
+	for (size_t i = 0; i < n; i++) {
+		spool_import *im = v[i];
+		if (im->result <= 0)
+			continue;
+		if (mkdirat(im->q->fd, "received", 0777) == 0)
+			fsync_dir(im->q->fd);
+		char path[16 + ULID_LEN];
+		snprintf(path, sizeof path, "received/%s", im->n.id);
+		int fd = openat(im->q->fd, path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0666);
+		if (fd < 0)
+			continue; /* the message stands; only a retry's dedup is weaker */
+		char line[sizeof im->digest + 1];
+		int len = snprintf(line, sizeof line, "%s\n", im->digest);
+		if (write_all(fd, line, (size_t)len) == 0 && !many)
+			fdatasync(fd);
+		close(fd);
+		sync_markers = true;
+	}
+	if (sync_markers) {
+		for (size_t i = 0; i < n; i++) {
+			if (v[i]->result <= 0 || !first_of_queue(v, i))
+				continue;
+			if (many) {
+				syncfs(v[i]->q->fd);
+			} else {
+				int fd = openat(v[i]->q->fd, "received", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+				if (fd >= 0)
+					fsync_dir(fd), close(fd);
+			}
+		}
+	}
+}
+
+void
+spool_import_free(spool_import *im)
+{
+	if (!im)
+		return;
+	if (im->fd >= 0)
+		close(im->fd);
+	if (im->tmp_left)
+		unlinkat(im->q->tmpfd, im->tmpname, 0);
+	free(im->head);
+	free(im->hop);
+	free(im);
+}

@@ -1,0 +1,304 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mq-relayd: the one long-running process of spoolmq.  It runs consumers the
+ * moment a message arrives (consume: a command, as mq-recv -x; forward: an
+ * HTTP PUT to another relay) and receives messages over HTTP (listen).
+ *
+ * main.c: options, logging, start-up, SIGHUP reload and SIGTERM drain, and
+ * the loop (loop.c) that holds everything: inotify, the signalfd, handler
+ * pidfds, libcurl's sockets, libmicrohttpd's epoll fd, and one deadline
+ * registry.  After start-up the daemon does not die on recoverable errors:
+ * it logs them and backs off.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "relayd.h"
+
+static const char usage[] = "usage: mq-relayd [-nsv] [-c file] [-d dir]\n";
+
+#define DEFAULT_CONF "/etc/mq/relayd.conf"
+
+int log_verbose, log_syslog;
+
+/* ---- logging: one line per notable event ---- */
+
+void
+logmsg(int prio, const char *fmt, ...)
+{
+	va_list ap;
+	if (prio == LOG_DEBUG && !log_verbose)
+		return;
+	va_start(ap, fmt);
+	if (log_syslog) {
+		vsyslog(prio, fmt, ap);
+	} else {
+		fprintf(stderr, "%s: ", prog);
+		vfprintf(stderr, fmt, ap);
+		fputc('\n', stderr);
+	}
+	va_end(ap);
+}
+
+/* *t becomes x when x is a time (not 0) before *t or *t is unset (0). */
+void
+earlier(int64_t *t, int64_t x)
+{
+	if (x && (!*t || x < *t))
+		*t = x;
+}
+
+/* ---- configuration and reload ---- */
+
+static int
+load(struct relayd *r, struct conf *c, struct spool_err *e)
+{
+	if (conf_read(r->conf_path, c, e) != 0)
+		return -1;
+	if (r->dir) { /* -d wins over the file */
+		free(c->spool);
+		if (!(c->spool = strdup(r->dir))) {
+			conf_free(c);
+			return spool_fail(e, EX_OSERR, "out of memory");
+		}
+	}
+	return 0;
+}
+
+/* The Hop name: `name` from the file, else HOST:SPOOL (unique per spool). */
+static int
+set_name(struct relayd *r, struct spool_err *e)
+{
+	char host[256] = "localhost";
+	free(r->name);
+	if (r->conf.name) {
+		r->name = strdup(r->conf.name);
+	} else {
+		gethostname(host, sizeof host - 1);
+		if (asprintf(&r->name, "%s:%s", host, spool_root(r->sp)) < 0)
+			r->name = NULL;
+	}
+	for (char *p = r->name; p && *p; p++)
+		if ((unsigned char)*p <= ' ' || *p == 0x7f || *p == ',')
+			*p = '_';
+	return r->name ? 0 : spool_fail(e, EX_OSERR, "out of memory");
+}
+
+static int
+consumers_init(struct relayd *r, struct conf *c, struct spool_err *e)
+{
+	for (struct consumer *k = c->consumers; k; k = k->next)
+		if (k->kind == CONSUME_FORWARD && !k->fwd && forward_init(r, k, e) != 0)
+			return -1;
+	return 0;
+}
+
+static void
+reload(struct relayd *r)
+{
+	struct spool_err e = {0};
+	struct conf nc;
+	if (load(r, &nc, &e) != 0 || consumers_init(r, &nc, &e) != 0 ||
+	    receive_reload(r, &nc, &e) != 0) {
+		if (nc.consumers || nc.listeners) {
+			for (struct consumer *k = nc.consumers; k; k = k->next)
+				forward_free(r, k);
+			conf_free(&nc);
+		}
+		logmsg(LOG_ERR, "reload: %s: keeping the running configuration", e.msg);
+		return;
+	}
+	if (!(nc.spool && r->conf.spool ? strcmp(nc.spool, r->conf.spool) == 0 :
+	                                  !nc.spool && !r->conf.spool))
+		logmsg(LOG_WARNING, "reload: the spool cannot change without a restart: ignored");
+	free(nc.spool);
+	nc.spool = r->conf.spool;
+	r->conf.spool = NULL;
+	/* a consumer of the same queue and command (or peer) keeps its queue
+	 * and the deliveries it has running */
+	for (struct consumer *n = nc.consumers; n; n = n->next)
+		for (struct consumer *o = r->conf.consumers; o; o = o->next)
+			if (!o->retired && consumer_same(o, n)) {
+				n->q = o->q;
+				n->gone = o->gone;
+				o->q = NULL;
+				o->retired = true;
+				for (struct work *w = r->work; w; w = w->next)
+					if (w->c == o)
+						w->c = n, n->running++, o->running--;
+				if (n->kind == CONSUME_FORWARD)
+					forward_adopt(r, o, n);
+				if (n->q && spool_queue_reload(n->q, &e) != 0)
+					logmsg(LOG_ERR, "reload: %s", e.msg);
+				if (n->q)
+					queues_apply_overrides(n);
+				break;
+			}
+	/* the rest: what they have running finishes and reports to a retired consumer */
+	struct consumer *keep = NULL;
+	for (struct consumer *o = r->conf.consumers, *next; o; o = next) {
+		next = o->next;
+		loop_timer_set(r->loop, &o->wake, 0);
+		queues_drop(r, o->q);
+		o->q = NULL;
+		o->retired = true;
+		if (o->running) { /* still referenced by deliveries: keep it (not in the config) */
+			o->next = keep;
+			keep = o;
+		} else {
+			forward_free(r, o);
+			consumer_free(o);
+		}
+	}
+	r->conf.consumers = NULL;
+	/* listeners keep running as they are (receive_reload took their new tokens) */
+	struct conf old = r->conf;
+	r->conf = nc;
+	conf_free(&old);
+	struct consumer **tail = &r->conf.consumers;
+	while (*tail)
+		tail = &(*tail)->next;
+	*tail = keep;
+	long n = 0;
+	for (struct consumer *c = r->conf.consumers; c; c = c->next)
+		n += !c->retired;
+	logmsg(LOG_INFO, "reloaded %s: %ld consumers", r->conf_path, n);
+	queues_rescan(r, NULL);
+}
+
+/* ---- signals ---- */
+
+static int sigfd = -1;
+
+static void
+on_signal(void *arg, uint32_t events)
+{
+	struct relayd *r = arg;
+	struct signalfd_siginfo si;
+	(void)events;
+	while (read(sigfd, &si, sizeof si) == sizeof si) {
+		if (si.ssi_signo == SIGHUP) {
+			logmsg(LOG_INFO, "SIGHUP: reloading %s", r->conf_path);
+			reload(r);
+		} else if (!r->stopping) {
+			r->stopping = true;
+			r->stop_deadline = spool_now() + r->conf.stop_timeout;
+			long n = 0;
+			for (struct work *w = r->work; w; w = w->next)
+				n++;
+			logmsg(LOG_INFO,
+			       "%s: stopping: no new claims, waiting up to %llds for %ld deliveries",
+			       strsignal((int)si.ssi_signo), (long long)r->conf.stop_timeout / 1000, n);
+			exec_stop_all(r);
+			forward_stop_all(r);
+		}
+	}
+}
+
+static int
+run(struct relayd *r)
+{
+	queues_rescan(r, NULL);
+	for (;;) {
+		queues_pass(r);
+		receive_pass(r);
+		if (r->stopping && !r->work)
+			return 0;
+		if (loop_once(r->loop, -1) != 0) {
+			logmsg(LOG_ERR, "epoll_wait: %s", strerror(errno));
+			sleep(1);
+		}
+		queues_forget_retired(r);
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {CLI_LONG_HELP, {NULL, 0, NULL, 0}};
+	static struct relayd relayd;
+	struct relayd *r = &relayd;
+	struct spool_err e = {0};
+	int check = 0, c;
+
+	cli_init(argv[0], usage);
+	r->conf_path = DEFAULT_CONF;
+	while ((c = getopt_long(argc, argv, "c:d:hnsv", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c': r->conf_path = optarg; break;
+		case 'd': r->dir = optarg; break;
+		case 'h': cli_usage(1);
+		case 'n': check = 1; break;
+		case 's': log_syslog = 1; break;
+		case 'v': log_verbose = 1; break;
+		case 'V': cli_version();
+		default: cli_usage(0);
+		}
+	}
+	if (optind != argc)
+		cli_usage(0);
+	if (load(r, &r->conf, &e) != 0)
+		cli_fail(&e);
+	long nc = 0, nf = 0, nl = 0;
+	for (struct consumer *k = r->conf.consumers; k; k = k->next)
+		k->kind == CONSUME_EXEC ? nc++ : nf++;
+	for (struct listener *l = r->conf.listeners; l; l = l->next)
+		nl++;
+	char what[96];
+	int len = snprintf(what, sizeof what, "%ld consumers", nc);
+	if (nf || nl)
+		snprintf(what + len, sizeof what - len, ", %ld forwards, %ld listeners", nf, nl);
+	if (check) {
+		printf("%s: ok: %s\n", r->conf_path, what);
+		return 0;
+	}
+	if (log_syslog)
+		openlog(prog, LOG_PID, LOG_DAEMON);
+
+	if (!(r->sp = spool_open(r->conf.spool, SPOOL_CREATE, &e)) || !(r->w = spool_watch_new(&e)) ||
+	    set_name(r, &e) != 0)
+		cli_fail(&e);
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if ((sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC)) < 0 || !(r->loop = loop_new()) ||
+	    !loop_io_add(r->loop, spool_watch_fd(r->w), EPOLLIN, queues_on_watch, r) ||
+	    !loop_io_add(r->loop, sigfd, EPOLLIN, on_signal, r))
+		cli_die(EX_OSERR, "set up the event loop: %s", strerror(errno));
+	queues_init(r);
+	if (consumers_init(r, &r->conf, &e) != 0 || receive_start(r, &e) != 0)
+		cli_fail(&e);
+	for (struct consumer *k = r->conf.consumers; k; k = k->next)
+		queues_open(r, k);
+	logmsg(LOG_INFO, "started: %s, spool %s", what, spool_root(r->sp));
+	int rc = run(r);
+	logmsg(LOG_INFO, "stopped");
+	receive_stop(r);
+	for (struct consumer *k = r->conf.consumers; k; k = k->next) {
+		loop_timer_set(r->loop, &k->wake, 0);
+		queues_drop(r, k->q), k->q = NULL;
+		forward_free(r, k);
+	}
+	forward_shutdown(r);
+	queues_gc(r);
+	conf_free(&r->conf);
+	free(r->name);
+	spool_watch_free(r->w);
+	spool_close(r->sp);
+	loop_free(r->loop);
+	close(sigfd);
+	return rc;
+}

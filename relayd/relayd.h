@@ -1,0 +1,161 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * relayd.h: what the parts of mq-relayd share.  main.c owns one struct
+ * relayd and hands it to every module: conf.c reads the file into a struct
+ * conf; queues.c watches the queues of the consumers and claims for them;
+ * exec.c runs handlers (lib/job.c), forward.c PUTs message files to peers
+ * (libcurl), receive.c is the HTTP server (libmicrohttpd).  Only forward.c
+ * and receive.c include curl and microhttpd headers; lib/ includes neither.
+ */
+#ifndef RELAYD_H
+#define RELAYD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <syslog.h>
+
+#include "cli.h"
+#include "loop.h"
+
+#define REOPEN_EVERY 1000  /* ms between tries to reopen a queue that went away */
+#define ERROR_BACKOFF 1000 /* ms a consumer rests after an error claiming */
+
+enum consumer_kind { CONSUME_EXEC, CONSUME_FORWARD };
+
+struct consumer {
+	enum consumer_kind kind;
+	char queue[65];
+	long concurrency;
+	char *overrides;       /* "key\0value\0..." as given, applied after the queue's config */
+	size_t noverrides;
+	/* consume QUEUE CMD */
+	char *cmd;
+	int64_t timeout;       /* ms a handler may run; 0 = no limit */
+	/* forward QUEUE URL */
+	char *url;             /* the peer's base URL, without a trailing slash */
+	char *to;              /* the queue on the peer */
+	char *token_file, *tls_ca, *tls_cert, *tls_key;
+	struct fwd *fwd;       /* forward.c's state of this forward */
+	/* while it runs */
+	spool_queue *q;        /* NULL while the queue is missing */
+	long running;
+	int64_t next_due;      /* earliest future message seen, 0 = none */
+	int64_t rest_until;    /* after an error, or while the queue is missing */
+	bool retired;          /* removed by a reload: finish what runs, claim nothing */
+	bool gone;             /* its directory went away: reopen it when it is back, do not create */
+	struct loop_timer wake;
+	struct consumer *next;
+};
+
+struct listener {
+	char *addr;            /* "ADDR:PORT" as written */
+	char **token_files;    /* NULL-terminated */
+	size_t ntoken_files;
+	char *tls_cert, *tls_key, *tls_client_ca;
+	long max_connections, max_per_address;
+	int64_t request_timeout;
+	int line;              /* where it was configured, for messages */
+	struct listener *next;
+};
+
+struct conf {
+	char *spool;
+	char *name;            /* this relay's name in Hop headers (NULL: host:spool) */
+	int64_t rescan;        /* safety rescan period */
+	int64_t stop_timeout;  /* how long SIGTERM waits for handlers and transfers */
+	int64_t kill_grace;    /* TERM to KILL */
+	struct consumer *consumers;
+	struct listener *listeners;
+};
+
+/* A delivery in progress: a running handler (exec.c) or a transfer
+ * (forward.c), which embed it first. */
+struct work {
+	struct consumer *c;
+	spool_queue *q;        /* the queue object its message belongs to */
+	struct work *next;
+};
+
+/* queue objects of retired consumers, kept while their deliveries run */
+struct old_queue {
+	spool_queue *q;
+	struct old_queue *next;
+};
+
+/* Counters for /metrics and /v1/stats. */
+struct counters {
+	long long received, forwarded, retried, dead, replayed, handled;
+};
+
+struct relayd {
+	const char *conf_path, *dir;
+	struct conf conf;
+	char *name;            /* the Hop name in use */
+	spool *sp;
+	spool_watch *w;
+	struct loop *loop;
+	struct work *work;     /* every delivery in progress */
+	struct old_queue *old_queues;
+	struct loop_timer rescan_timer, check_timer;
+	bool stopping;
+	int64_t stop_deadline;
+	struct counters n;
+	struct receiver *rx;   /* receive.c, NULL without listen lines */
+	struct fwd_multi *fm;  /* forward.c, NULL until the first forward */
+};
+
+/* main.c */
+extern int log_verbose, log_syslog;
+void logmsg(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void earlier(int64_t *t, int64_t x);
+
+/* conf.c */
+int conf_read(const char *path, struct conf *c, struct spool_err *e);
+void conf_free(struct conf *c);
+void consumer_free(struct consumer *k);
+/* 1 if a and b are the same consumer (a reload keeps its queue and work). */
+int consumer_same(const struct consumer *a, const struct consumer *b);
+
+/* queues.c */
+void queues_open(struct relayd *r, struct consumer *c);
+void queues_drop(struct relayd *r, spool_queue *q);
+void queues_gc(struct relayd *r);
+void queues_apply_overrides(struct consumer *c);
+void queues_on_watch(void *arg, uint32_t events);
+void queues_rescan(struct relayd *r, const char *why);
+/* Open, claim and start for every consumer that can; arm their timers. */
+void queues_pass(struct relayd *r);
+void queues_forget_retired(struct relayd *r);
+void queues_init(struct relayd *r);
+void work_add(struct relayd *r, struct work *w, struct consumer *c);
+void work_remove(struct relayd *r, struct work *w);
+/* The consumer has a free slot again, or a reason to look at its queue. */
+void consumer_poke(struct relayd *r, struct consumer *c, int64_t at);
+
+/* exec.c: consumers that run a command */
+void exec_start(struct relayd *r, struct consumer *c, spool_msg *m);
+void exec_stop_all(struct relayd *r);   /* shutdown: stop-timeout reached */
+long exec_running(const struct relayd *r);
+
+/* forward.c: consumers that PUT to a peer */
+int forward_init(struct relayd *r, struct consumer *c, struct spool_err *e);
+void forward_start(struct relayd *r, struct consumer *c, spool_msg *m);
+void forward_adopt(struct relayd *r, struct consumer *from, struct consumer *to);
+void forward_free(struct relayd *r, struct consumer *c);
+void forward_stop_all(struct relayd *r);
+void forward_shutdown(struct relayd *r);
+/* JSON of a forward's state for /v1/stats (a json_t *, as void). */
+void *forward_state_json(const struct consumer *c);
+/* Prometheus lines of every forward's counters into f. */
+void forward_metrics(struct relayd *r, void *f);
+
+/* receive.c: the HTTP server */
+int receive_start(struct relayd *r, struct spool_err *e);
+int receive_reload(struct relayd *r, const struct conf *nc, struct spool_err *e);
+void receive_pass(struct relayd *r);    /* group commit of what arrived this pass */
+void receive_stop(struct relayd *r);
+long long receive_answers(const struct relayd *r, int cls); /* answers of class cls (2 = 2xx) */
+void *receive_stats_json(struct relayd *r); /* json_t * of GET /v1/stats */
+char *receive_metrics(struct relayd *r);    /* GET /metrics, malloc'd */
+
+#endif
