@@ -80,6 +80,12 @@ spool_id_ok(const char *id)
 	return ulid_ok(id);
 }
 
+int64_t
+spool_id_time(const char *id)
+{
+	return ulid_ok(id) ? ulid_time(id) : 0;
+}
+
 spool_import *
 spool_import_new(spool_queue *q, const char *id, const char *hop, struct spool_err *e)
 {

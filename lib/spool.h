@@ -133,6 +133,8 @@ int spool_queue_admit(spool_queue *q, int64_t n, struct spool_err *e);
 typedef struct spool_import spool_import;
 /* 1 if id is a message id as names carry it (a ULID), 0 if not. */
 int spool_id_ok(const char *id);
+/* When the message of id was sent (ms), from the id itself. */
+int64_t spool_id_time(const char *id);
 /* 1 when q received id within its dedup window (digest, if not NULL, gets
  * what was stored with it, "" for nothing), 0 when not. */
 int spool_received(spool_queue *q, const char *id, char *digest, size_t len);

@@ -1,5 +1,995 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * receive.c: the relay's HTTP server (libmicrohttpd), one daemon per
+ * `listen` line, driven by mq-relayd's loop through libmicrohttpd's epoll fd
+ * (no thread of its own).  The protocol is PROTOCOL.md.
+ *
+ * PUT /v1/queues/Q/messages/ID streams a message file into tmp/ (lib/
+ * import.c).  Everything that can be decided from the request line and
+ * headers is answered before the body is read (with Expect: 100-continue the
+ * client sends nothing more): token, names, size, a full queue, an id held
+ * already.  A request whose body is complete is suspended and joins the
+ * group commit of this loop pass (receive_pass): one sync for all of them,
+ * then each is resumed and answered, so 201 means durable.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "relayd.h"
-int receive_start(struct relayd *r, struct spool_err *e) { (void)r; (void)e; return 0; }
-int receive_reload(struct relayd *r, const struct conf *nc, struct spool_err *e) { (void)r; (void)nc; (void)e; return 0; }
-void receive_pass(struct relayd *r) { (void)r; }
-void receive_stop(struct relayd *r) { (void)r; }
+
+#define RETRY_FULL 5  /* s: Retry-After for a full queue or disk */
+#define MAX_TOKENS 4096
+
+struct token {
+	unsigned char hash[32];  /* sha-256 of the token: compared in constant time */
+	char **queues;           /* NULL: any queue */
+};
+
+struct server {
+	struct receiver *rx;
+	struct MHD_Daemon *d;
+	struct loop_io *io;
+	struct loop_timer timer;
+	char *addr;
+	struct token *tokens;
+	size_t ntokens;
+	bool need_token;         /* token-file given: every write needs a token */
+	gnutls_certificate_credentials_t ca; /* tls-client-ca, to check a client's certificate */
+	bool client_certs;
+	char *mem_cert, *mem_key, *mem_ca;
+	struct server *next;
+};
+
+enum req_state { REQ_BODY, REQ_DISCARD, REQ_PENDING, REQ_ANSWER };
+
+struct req {
+	struct server *s;
+	struct MHD_Connection *conn;
+	enum req_state state;
+	bool put;               /* PUT a message file; else POST a body */
+	bool split;             /* POST ?split=lines */
+	spool_queue *q;
+	spool_import *im;
+	spool_batch *b;
+	bool line_open;         /* POST split: a line is being written */
+	EVP_MD_CTX *md;
+	char want[128];         /* the Content-Digest the client sent, "" none */
+	int status;             /* the answer */
+	char *body;             /* its text */
+	const char *type;
+	int retry_after;        /* s, 0: none */
+	char location[160];
+	struct req *next;       /* in the group commit */
+};
+
+struct cached_queue {
+	spool_queue *q;
+	struct cached_queue *next;
+};
+
+struct receiver {
+	struct relayd *r;
+	struct server *servers;
+	struct cached_queue *queues;
+	struct cached_queue *stale;  /* replaced while requests may hold them: freed at stop */
+	struct req *pending;    /* bodies complete, waiting for the group commit */
+	size_t npending;
+	long long by_status[6]; /* answers by class: 1xx..5xx */
+};
+
+/* ---- answers ---- */
+
+static void
+set_answer(struct req *rq, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void
+set_answer(struct req *rq, int status, const char *fmt, ...)
+{
+	va_list ap;
+	free(rq->body);
+	rq->body = NULL;
+	va_start(ap, fmt);
+	if (vasprintf(&rq->body, fmt, ap) < 0)
+		rq->body = NULL;
+	va_end(ap);
+	rq->status = status;
+	rq->type = "text/plain; charset=utf-8";
+}
+
+static enum MHD_Result
+send_answer(struct req *rq)
+{
+	const char *b = rq->body ? rq->body : "";
+	struct MHD_Response *res =
+		MHD_create_response_from_buffer(strlen(b), (void *)b, MHD_RESPMEM_MUST_COPY);
+	if (!res)
+		return MHD_NO;
+	MHD_add_response_header(res, "Content-Type", rq->type ? rq->type : "text/plain");
+	MHD_add_response_header(res, "Cache-Control", "no-store");
+	MHD_add_response_header(res, "X-Content-Type-Options", "nosniff");
+	if (rq->retry_after) {
+		char ra[16];
+		snprintf(ra, sizeof ra, "%d", rq->retry_after);
+		MHD_add_response_header(res, "Retry-After", ra);
+	}
+	if (rq->location[0])
+		MHD_add_response_header(res, "Location", rq->location);
+	enum MHD_Result ok = MHD_queue_response(rq->conn, (unsigned)rq->status, res);
+	MHD_destroy_response(res);
+	int cls = rq->status / 100;
+	if (cls >= 1 && cls <= 5)
+		rq->s->rx->by_status[cls]++;
+	rq->state = REQ_ANSWER;
+	return ok;
+}
+
+/* The status a library error means to an HTTP client. */
+static void
+answer_err(struct req *rq, const struct spool_err *e)
+{
+	switch (e->code) {
+	case EX_USAGE:
+		set_answer(rq, 400, "%s\n", e->msg);
+		break;
+	case EX_DATAERR:
+		set_answer(rq, strstr(e->msg, "size limit") ? 413 : 400, "%s\n", e->msg);
+		break;
+	case EX_PROTOCOL:
+		set_answer(rq, 508, "%s\n", e->msg);
+		break;
+	case EX_TEMPFAIL:
+		/* full (max-length): 429; the disk under its reserve or full: 503/507 */
+		if (strstr(e->msg, "is full"))
+			set_answer(rq, 429, "%s\n", e->msg);
+		else if (strstr(e->msg, "reserve"))
+			set_answer(rq, 503, "%s\n", e->msg);
+		else
+			set_answer(rq, 507, "%s\n", e->msg);
+		rq->retry_after = RETRY_FULL;
+		break;
+	case EX_NOPERM:
+		set_answer(rq, 500, "%s\n", e->msg);
+		break;
+	default:
+		set_answer(rq, 500, "%s\n", e->msg);
+		rq->retry_after = RETRY_FULL;
+	}
+}
+
+/* ---- tokens ---- */
+
+static void
+tokens_free(struct token *t, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (t[i].queues)
+			for (char **q = t[i].queues; *q; q++)
+				free(*q);
+		free(t[i].queues);
+	}
+	free(t);
+}
+
+static void
+sha256(const void *p, size_t n, unsigned char out[32])
+{
+	unsigned int len = 32;
+	EVP_Digest(p, n, out, &len, EVP_sha256(), NULL);
+}
+
+/* Token files: one token a line, then the queues it may write (none: any). */
+static int
+tokens_read(char *const *files, struct token **out, size_t *nout, struct spool_err *e)
+{
+	struct token *v = NULL;
+	size_t n = 0;
+	char *line = NULL;
+	size_t cap = 0;
+	for (char *const *f = files; f && *f; f++) {
+		struct stat st;
+		int fd = open(*f, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+		FILE *fp = fd >= 0 ? fdopen(fd, "r") : NULL;
+		if (!fp) {
+			spool_fail(e, EX_CONFIG, "token-file %s: %s", *f, strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			goto fail;
+		}
+		if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (st.st_mode & 077)) {
+			spool_fail(e, EX_CONFIG, "token-file %s: must be a regular file readable by its owner only",
+			           *f);
+			fclose(fp);
+			goto fail;
+		}
+		int lineno = 0;
+		while (getline(&line, &cap, fp) >= 0) {
+			lineno++;
+			char *s = spool_trim(line);
+			if (!*s || *s == '#')
+				continue;
+			if (n == MAX_TOKENS) {
+				spool_fail(e, EX_CONFIG, "token-file %s: over %d tokens", *f, MAX_TOKENS);
+				fclose(fp);
+				goto fail;
+			}
+			struct token *nv = realloc(v, (n + 1) * sizeof *v);
+			if (!nv) {
+				fclose(fp);
+				spool_fail(e, EX_OSERR, "out of memory");
+				goto fail;
+			}
+			v = nv;
+			struct token *t = &v[n++];
+			memset(t, 0, sizeof *t);
+			char *tok = strtok(s, " \t");
+			sha256(tok, strlen(tok), t->hash);
+			size_t nq = 0;
+			for (char *q; (q = strtok(NULL, " \t,"));) {
+				if (!spool_queue_name_ok(q)) {
+					spool_fail(e, EX_CONFIG, "token-file %s:%d: bad queue name '%s'", *f, lineno,
+					           spool_printable(q));
+					fclose(fp);
+					goto fail;
+				}
+				char **nq2 = realloc(t->queues, (nq + 2) * sizeof *nq2);
+				if (!nq2 || !(nq2[nq] = strdup(q))) {
+					if (nq2)
+						t->queues = nq2, nq2[nq] = NULL;
+					fclose(fp);
+					spool_fail(e, EX_OSERR, "out of memory");
+					goto fail;
+				}
+				t->queues = nq2;
+				t->queues[++nq] = NULL;
+			}
+		}
+		fclose(fp);
+	}
+	free(line);
+	*out = v, *nout = n;
+	return 0;
+fail:
+	free(line);
+	tokens_free(v, n);
+	return -1;
+}
+
+/* 0 allowed, 401 no or unknown token, 403 a token that may not write queue. */
+static int
+authorize(struct server *s, struct MHD_Connection *conn, const char *queue)
+{
+	if (!s->need_token)
+		return 0;
+	const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+	if (!h || strncasecmp(h, "Bearer ", 7) != 0)
+		return 401;
+	h += 7;
+	while (*h == ' ')
+		h++;
+	unsigned char hash[32];
+	sha256(h, strlen(h), hash);
+	struct token *found = NULL;
+	for (size_t i = 0; i < s->ntokens; i++) /* every one, so the time says nothing */
+		if (CRYPTO_memcmp(hash, s->tokens[i].hash, 32) == 0)
+			found = &s->tokens[i];
+	if (!found)
+		return 401;
+	if (!found->queues || !queue)
+		return 0;
+	for (char **q = found->queues; *q; q++)
+		if (strcmp(*q, queue) == 0)
+			return 0;
+	return 403;
+}
+
+/* ---- TLS client certificates ---- */
+
+static bool
+client_cert_ok(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+	if (!ci || !ci->tls_session)
+		return false;
+	gnutls_session_t tls = (gnutls_session_t)ci->tls_session;
+	unsigned int status = 0, n = 0;
+	if (!gnutls_certificate_get_peers(tls, &n) || n == 0)
+		return false;
+	if (gnutls_certificate_verify_peers2(tls, &status) != GNUTLS_E_SUCCESS)
+		return false;
+	return status == 0;
+}
+
+/* ---- queues ---- */
+
+static spool_queue *
+queue_get(struct receiver *rx, const char *name, struct spool_err *e)
+{
+	for (struct cached_queue **p = &rx->queues; *p; p = &(*p)->next) {
+		struct cached_queue *c = *p;
+		if (strcmp(spool_queue_name(c->q), name) != 0)
+			continue;
+		if (!spool_queue_stale(c->q))
+			return c->q;
+		/* removed or replaced under us: open it again (requests may still
+		 * hold the old one, so it is kept until the end) */
+		*p = c->next;
+		c->next = rx->stale;
+		rx->stale = c;
+		break;
+	}
+	struct cached_queue *c = calloc(1, sizeof *c);
+	if (!c)
+		return spool_fail(e, EX_OSERR, "out of memory"), NULL;
+	if (!(c->q = spool_queue_open(rx->r->sp, name, SPOOL_CREATE, e))) {
+		free(c);
+		return NULL;
+	}
+	c->next = rx->queues;
+	rx->queues = c;
+	return c->q;
+}
+
+/* ---- requests ---- */
+
+/* Keep the path as it came: percent-encoding never reaches a file name
+ * (a '%' makes a name invalid, so %2F or %2E%2E are refused, not decoded). */
+static size_t
+no_unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+	(void)cls, (void)c;
+	return strlen(s);
+}
+
+/* "/v1/queues/Q/messages[/ID]": 1 and the parts, 0 if the path is not that. */
+static int
+message_path(const char *url, char *queue, size_t qlen, char *id, size_t idlen)
+{
+	const char *p = url;
+	if (strncmp(p, "/v1/queues/", 11) != 0)
+		return 0;
+	p += 11;
+	const char *slash = strchr(p, '/');
+	if (!slash || (size_t)(slash - p) >= qlen)
+		return slash ? -1 : 0;
+	memcpy(queue, p, (size_t)(slash - p));
+	queue[slash - p] = '\0';
+	p = slash;
+	if (strcmp(p, "/messages") == 0 || strcmp(p, "/messages/") == 0) {
+		id[0] = '\0';
+		return 1;
+	}
+	if (strncmp(p, "/messages/", 10) != 0)
+		return 0;
+	p += 10;
+	if (strlen(p) >= idlen)
+		return -1;
+	strcpy(id, p);
+	return 1;
+}
+
+static void
+digest_of(struct req *rq, char *out, size_t len)
+{
+	unsigned char md[32];
+	unsigned int n = 0;
+	unsigned char b64[64];
+	EVP_DigestFinal_ex(rq->md, md, &n);
+	EVP_EncodeBlock(b64, md, (int)n);
+	snprintf(out, len, "sha-256=:%s:", b64);
+}
+
+/* "sha-256=:B64:" out of a Content-Digest header (other algorithms ignored). */
+static void
+wanted_digest(struct req *rq)
+{
+	const char *h = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, "Content-Digest");
+	rq->want[0] = '\0';
+	if (!h)
+		return;
+	const char *p = strstr(h, "sha-256=:");
+	if (!p)
+		return;
+	const char *end = strchr(p + 9, ':');
+	if (!end || (size_t)(end + 1 - p) >= sizeof rq->want)
+		return;
+	memcpy(rq->want, p, (size_t)(end + 1 - p));
+	rq->want[end + 1 - p] = '\0';
+}
+
+static enum MHD_Result
+get_json(struct req *rq, json_t *j)
+{
+	char *text = json_dumps(j, JSON_INDENT(2));
+	json_decref(j);
+	set_answer(rq, 200, "%s\n", text ? text : "{}");
+	free(text);
+	rq->type = "application/json";
+	return send_answer(rq);
+}
+
+static enum MHD_Result
+serve_get(struct req *rq, const char *url)
+{
+	struct relayd *r = rq->s->rx->r;
+	if (strcmp(url, "/v1/health") == 0)
+		return get_json(rq, json_pack("{s:s, s:s}", "status", "ok", "name", r->name));
+	if (strcmp(url, "/v1/stats") == 0)
+		return get_json(rq, receive_stats_json(r));
+	if (strcmp(url, "/metrics") == 0) {
+		char *m = receive_metrics(r);
+		set_answer(rq, m ? 200 : 500, "%s", m ? m : "out of memory\n");
+		free(m);
+		rq->type = "text/plain; version=0.0.4; charset=utf-8";
+		return send_answer(rq);
+	}
+	set_answer(rq, 404, "no such resource: %s\n", spool_printable(url));
+	return send_answer(rq);
+}
+
+static int
+same_id(const struct spool_entry *en, void *arg)
+{
+	return strcmp(en->id, arg) == 0;
+}
+
+/* q has a message of id in some state (one listing: HEAD is not a hot path). */
+static int
+holds(spool_queue *q, const char *id)
+{
+	return spool_list(q, 0, 0, same_id, (void *)id, NULL) == 1;
+}
+
+/* The first call for a request: everything decided before the body. */
+static enum MHD_Result
+begin(struct server *s, struct MHD_Connection *conn, const char *url, const char *method,
+      void **con_cls)
+{
+	struct receiver *rx = s->rx;
+	struct spool_err e = {0};
+	struct req *rq = calloc(1, sizeof *rq);
+	if (!rq)
+		return MHD_NO;
+	rq->s = s;
+	rq->conn = conn;
+	*con_cls = rq;
+	if (s->client_certs && !client_cert_ok(conn)) {
+		set_answer(rq, 403, "a client certificate signed by the configured CA is required\n");
+		return send_answer(rq);
+	}
+	bool get = strcmp(method, "GET") == 0, head = strcmp(method, "HEAD") == 0;
+	bool put = strcmp(method, "PUT") == 0, post = strcmp(method, "POST") == 0;
+	char queue[80], id[40];
+	int mp = message_path(url, queue, sizeof queue, id, sizeof id);
+	if (mp == 0 && (get || head))
+		return serve_get(rq, url);
+	if (mp == 0) {
+		set_answer(rq, 404, "no such resource: %s\n", spool_printable(url));
+		return send_answer(rq);
+	}
+	if (mp < 0 || !spool_queue_name_ok(queue)) {
+		set_answer(rq, 400, "bad queue name in %s\n", spool_printable(url));
+		return send_answer(rq);
+	}
+	if (!(put || post || head || get) || (post && id[0]) || ((put || head || get) && !id[0])) {
+		set_answer(rq, 405, "%s not allowed on %s\n", method, spool_printable(url));
+		return send_answer(rq);
+	}
+	if (id[0] && !spool_id_ok(id)) {
+		set_answer(rq, 400, "bad message id '%s'\n", spool_printable(id));
+		return send_answer(rq);
+	}
+	int auth = authorize(s, conn, queue);
+	if (auth) {
+		set_answer(rq, auth, auth == 401 ? "a valid bearer token is required\n" :
+		                                   "this token may not write queue %s\n", queue);
+		return send_answer(rq);
+	}
+	if (!(rq->q = queue_get(rx, queue, &e))) {
+		answer_err(rq, &e);
+		return send_answer(rq);
+	}
+	if (head || get) {
+		int held = spool_received(rq->q, id, NULL, 0) || holds(rq->q, id);
+		set_answer(rq, held ? 200 : 404, "%s", "");
+		return send_answer(rq);
+	}
+	const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+	long long len = cl ? strtoll(cl, NULL, 10) : -1;
+	/* a message file is its header block (at most 256 KiB) and its body */
+	if (len > spool_queue_config(rq->q)->max_size + (put ? 262144 : 0)) {
+		set_answer(rq, 413, "%lld bytes: over the size limit of queue %s (max-size %lld bytes)\n",
+		           len, queue, (long long)spool_queue_config(rq->q)->max_size);
+		return send_answer(rq);
+	}
+	if (put) {
+		char held[128];
+		wanted_digest((rq->conn = conn, rq));
+		if (spool_received(rq->q, id, held, sizeof held)) {
+			if (rq->want[0] && held[0] && strcmp(rq->want, held) != 0)
+				set_answer(rq, 409, "%s is held already with another body (%s)\n", id, held);
+			else
+				set_answer(rq, 200, "%s is held already\n", id);
+			return send_answer(rq);
+		}
+	}
+	if (spool_queue_admit(rq->q, 1, &e) != 0) {
+		answer_err(rq, &e);
+		return send_answer(rq);
+	}
+	rq->put = put;
+	if (put) {
+		if (!(rq->im = spool_import_new(rq->q, id, rx->r->name, &e))) {
+			answer_err(rq, &e);
+			return send_answer(rq);
+		}
+		if (!(rq->md = EVP_MD_CTX_new()) || !EVP_DigestInit_ex(rq->md, EVP_sha256(), NULL))
+			return MHD_NO;
+	} else {
+		const char *split = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "split");
+		if (split && strcmp(split, "lines") != 0) {
+			set_answer(rq, 400, "split: only 'lines', not '%s'\n", spool_printable(split));
+			return send_answer(rq);
+		}
+		rq->split = split != NULL;
+		if (!(rq->b = spool_batch_new(rq->q, NULL, &e)) ||
+		    (!rq->split && spool_batch_begin(rq->b, &e) != 0)) {
+			answer_err(rq, &e);
+			return send_answer(rq);
+		}
+	}
+	rq->state = REQ_BODY;
+	return MHD_YES; /* libmicrohttpd sends 100 Continue if it was asked for */
+}
+
+/* POST ?split=lines: each line (with its newline) is a message. */
+static int
+post_lines(struct req *rq, const char *p, size_t n, struct spool_err *e)
+{
+	while (n) {
+		if (!rq->line_open) {
+			if (spool_batch_begin(rq->b, e) != 0)
+				return -1;
+			rq->line_open = true;
+		}
+		const char *nl = memchr(p, '\n', n);
+		size_t k = nl ? (size_t)(nl - p) + 1 : n;
+		if (spool_batch_write(rq->b, p, k, e) != 0)
+			return -1;
+		if (nl) {
+			if (spool_batch_end(rq->b, e) != 0)
+				return -1;
+			rq->line_open = false;
+		}
+		p += k, n -= k;
+	}
+	return 0;
+}
+
+static void
+body(struct req *rq, const char *p, size_t n)
+{
+	struct spool_err e = {0};
+	int rc;
+	if (rq->put) {
+		EVP_DigestUpdate(rq->md, p, n);
+		rc = spool_import_write(rq->im, p, n, &e);
+	} else if (rq->split) {
+		rc = post_lines(rq, p, n, &e);
+	} else {
+		rc = spool_batch_write(rq->b, p, n, &e);
+	}
+	if (rc != 0) {
+		/* answered once the client has sent the rest, which is dropped */
+		answer_err(rq, &e);
+		rq->state = REQ_DISCARD;
+	}
+}
+
+/* The whole body is here: into the group commit (PUT), or committed now
+ * with its own sync (POST: one request's messages, one commit). */
+static enum MHD_Result
+body_done(struct req *rq)
+{
+	struct spool_err e = {0};
+	struct receiver *rx = rq->s->rx;
+	if (rq->put) {
+		char got[128];
+		digest_of(rq, got, sizeof got);
+		if (rq->want[0] && strcmp(rq->want, got) != 0) {
+			set_answer(rq, 400, "digest mismatch: Content-Digest says %s, the body is %s\n",
+			           rq->want, got);
+			return send_answer(rq);
+		}
+		if (spool_import_end(rq->im, got, &e) != 0) {
+			answer_err(rq, &e);
+			return send_answer(rq);
+		}
+		rq->state = REQ_PENDING;
+		rq->next = rx->pending;
+		rx->pending = rq;
+		rx->npending++;
+		MHD_suspend_connection(rq->conn);
+		return MHD_YES;
+	}
+	if ((rq->split && rq->line_open) || !rq->split) {
+		if (spool_batch_end(rq->b, &e) != 0) {
+			answer_err(rq, &e);
+			return send_answer(rq);
+		}
+	}
+	size_t n = spool_batch_pending(rq->b);
+	if (n == 0) {
+		set_answer(rq, 400, "no lines in the body\n");
+		return send_answer(rq);
+	}
+	if (spool_batch_commit(rq->b, NULL, &e) < 0) {
+		answer_err(rq, &e);
+		return send_answer(rq);
+	}
+	json_t *ids = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(ids, json_string(spool_batch_id(rq->b, i)));
+	rx->r->n.received += (long long)n;
+	snprintf(rq->location, sizeof rq->location, "/v1/queues/%s/messages/%s",
+	         spool_queue_name(rq->q), spool_batch_id(rq->b, 0));
+	json_t *j = rq->split ? json_pack("{s:o, s:I}", "ids", ids, "count", (json_int_t)n) :
+	                        json_pack("{s:s, s:o}", "id", spool_batch_id(rq->b, 0), "ids", ids);
+	char *text = json_dumps(j, 0);
+	json_decref(j);
+	set_answer(rq, 201, "%s\n", text ? text : "{}");
+	free(text);
+	rq->type = "application/json";
+	return send_answer(rq);
+}
+
+static enum MHD_Result
+on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+           const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
+{
+	struct server *s = cls;
+	struct req *rq = *con_cls;
+	(void)version;
+	if (!rq)
+		return begin(s, conn, url, method, con_cls);
+	switch (rq->state) {
+	case REQ_BODY:
+		if (*upload_data_size) {
+			body(rq, upload_data, *upload_data_size);
+			*upload_data_size = 0;
+			return MHD_YES;
+		}
+		return body_done(rq);
+	case REQ_DISCARD:
+		if (*upload_data_size) {
+			*upload_data_size = 0;
+			return MHD_YES;
+		}
+		return send_answer(rq);
+	case REQ_PENDING: /* resumed after the commit */
+		return send_answer(rq);
+	case REQ_ANSWER:
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	return MHD_NO;
+}
+
+static void
+on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+             enum MHD_RequestTerminationCode why)
+{
+	struct req *rq = *con_cls;
+	(void)cls, (void)conn, (void)why;
+	if (!rq)
+		return;
+	spool_import_free(rq->im);
+	spool_batch_free(rq->b);
+	if (rq->md)
+		EVP_MD_CTX_free(rq->md);
+	free(rq->body);
+	free(rq);
+	*con_cls = NULL;
+}
+
+/* ---- the loop's side ---- */
+
+static void
+server_run(struct server *s)
+{
+	MHD_run(s->d);
+	MHD_UNSIGNED_LONG_LONG ms;
+	if (MHD_get_timeout(s->d, &ms) == MHD_YES)
+		loop_timer_set(s->rx->r->loop, &s->timer, spool_now() + (int64_t)(ms < 1 ? 1 : ms));
+	else
+		loop_timer_set(s->rx->r->loop, &s->timer, 0);
+}
+
+static void
+on_io(void *arg, uint32_t events)
+{
+	(void)events;
+	server_run(arg);
+}
+
+static void
+on_timer(void *arg)
+{
+	server_run(arg);
+}
+
+void
+receive_pass(struct relayd *r)
+{
+	struct receiver *rx = r->rx;
+	if (!rx)
+		return;
+	if (rx->pending) {
+		spool_import **v = calloc(rx->npending, sizeof *v);
+		size_t n = 0;
+		if (v)
+			for (struct req *rq = rx->pending; rq; rq = rq->next)
+				v[n++] = rq->im;
+		/* the list is newest first: commit in arrival order */
+		for (size_t i = 0; i < n / 2; i++) {
+			spool_import *t = v[i];
+			v[i] = v[n - 1 - i], v[n - 1 - i] = t;
+		}
+		if (v)
+			spool_import_commit(v, n);
+		free(v);
+		for (struct req *rq = rx->pending, *next; rq; rq = next) {
+			next = rq->next;
+			struct spool_err e = {0};
+			int res = v ? spool_import_result(rq->im, &e) : -1;
+			if (!v)
+				spool_fail(&e, EX_OSERR, "out of memory");
+			if (res > 0) {
+				r->n.received++;
+				set_answer(rq, 201, "stored %s\n", spool_import_id(rq->im));
+				snprintf(rq->location, sizeof rq->location, "/v1/queues/%s/messages/%s",
+				         spool_queue_name(rq->q), spool_import_id(rq->im));
+			} else if (res == 0) {
+				set_answer(rq, 200, "%s is held already\n", spool_import_id(rq->im));
+			} else {
+				logmsg(LOG_ERR, "%s: receive %s: %s", spool_queue_name(rq->q),
+				       spool_import_id(rq->im), e.msg);
+				answer_err(rq, &e);
+			}
+			rq->next = NULL;
+			MHD_resume_connection(rq->conn);
+		}
+		rx->pending = NULL;
+		rx->npending = 0;
+	}
+	for (struct server *s = rx->servers; s; s = s->next)
+		server_run(s);
+}
+
+static char *
+slurp(const char *path, struct spool_err *e)
+{
+	FILE *f = fopen(path, "r");
+	char *buf = NULL;
+	size_t len = 0;
+	if (!f) {
+		spool_fail(e, EX_CONFIG, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	FILE *m = open_memstream(&buf, &len);
+	char chunk[4096];
+	size_t k;
+	while (m && (k = fread(chunk, 1, sizeof chunk, f)) > 0)
+		fwrite(chunk, 1, k, m);
+	if (m)
+		fclose(m);
+	fclose(f);
+	if (!buf)
+		spool_fail(e, EX_OSERR, "out of memory");
+	return buf;
+}
+
+static int
+parse_addr(const char *a, struct sockaddr_storage *ss, bool *v6)
+{
+	char host[128];
+	const char *colon = strrchr(a, ':');
+	size_t hl = (size_t)(colon - a);
+	if (hl >= sizeof host)
+		return -1;
+	memcpy(host, a, hl);
+	host[hl] = '\0';
+	int port = atoi(colon + 1);
+	memset(ss, 0, sizeof *ss);
+	if (host[0] == '[') {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+		host[hl - 1] = '\0';
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)port);
+		*v6 = true;
+		return inet_pton(AF_INET6, host + 1, &s6->sin6_addr) == 1 ? 0 : -1;
+	}
+	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+	s4->sin_family = AF_INET;
+	s4->sin_port = htons((uint16_t)port);
+	*v6 = false;
+	if (strcmp(host, "*") == 0) {
+		s4->sin_addr.s_addr = htonl(INADDR_ANY);
+		return 0;
+	}
+	return inet_pton(AF_INET, host, &s4->sin_addr) == 1 ? 0 : -1;
+}
+
+static void
+server_free(struct relayd *r, struct server *s)
+{
+	if (s->d) {
+		loop_io_del(r->loop, s->io);
+		loop_timer_set(r->loop, &s->timer, 0);
+		MHD_stop_daemon(s->d);
+	}
+	if (s->ca)
+		gnutls_certificate_free_credentials(s->ca);
+	tokens_free(s->tokens, s->ntokens);
+	free(s->mem_cert);
+	free(s->mem_key);
+	free(s->mem_ca);
+	free(s->addr);
+	free(s);
+}
+
+static int
+server_start(struct receiver *rx, const struct listener *l, struct spool_err *e)
+{
+	struct relayd *r = rx->r;
+	struct server *s = calloc(1, sizeof *s);
+	if (!s || !(s->addr = strdup(l->addr)))
+		return free(s), spool_fail(e, EX_OSERR, "out of memory");
+	s->rx = rx;
+	loop_timer_init(&s->timer, on_timer, s);
+	s->need_token = l->ntoken_files > 0;
+	if (tokens_read(l->token_files, &s->tokens, &s->ntokens, e) != 0)
+		goto fail;
+	struct sockaddr_storage ss;
+	bool v6;
+	if (parse_addr(l->addr, &ss, &v6) != 0) {
+		spool_fail(e, EX_CONFIG, "listen %s: bad address", l->addr);
+		goto fail;
+	}
+	unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+	if (v6)
+		flags |= MHD_USE_IPv6;
+	struct MHD_OptionItem opts[16];
+	int k = 0;
+	opts[k++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &ss};
+	opts[k++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, (intptr_t)l->max_connections, NULL};
+	opts[k++] = (struct MHD_OptionItem){MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t)l->max_per_address, NULL};
+	opts[k++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT,
+	                                    (intptr_t)((l->request_timeout + 999) / 1000), NULL};
+	opts[k++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, NULL};
+	opts[k++] = (struct MHD_OptionItem){MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)no_unescape, NULL};
+	opts[k++] = (struct MHD_OptionItem){MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL};
+	if (l->tls_cert) {
+		flags |= MHD_USE_TLS;
+		if (!(s->mem_cert = slurp(l->tls_cert, e)) || !(s->mem_key = slurp(l->tls_key, e)))
+			goto fail;
+		opts[k++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, s->mem_cert};
+		opts[k++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, s->mem_key};
+		if (l->tls_client_ca) {
+			if (!(s->mem_ca = slurp(l->tls_client_ca, e)))
+				goto fail;
+			opts[k++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, s->mem_ca};
+			s->client_certs = true;
+		}
+	}
+	opts[k++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+	s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_ARRAY, opts,
+	                        MHD_OPTION_END);
+	if (!s->d) {
+		spool_fail(e, EX_CONFIG, "listen %s: cannot start the HTTP server (address in use, or a bad "
+		           "certificate or key)", l->addr);
+		goto fail;
+	}
+	const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_EPOLL_FD);
+	if (!di || !(s->io = loop_io_add(r->loop, di->epoll_fd, EPOLLIN, on_io, s))) {
+		spool_fail(e, EX_OSERR, "listen %s: cannot watch the server: %s", l->addr, strerror(errno));
+		goto fail;
+	}
+	if (!s->need_token) {
+		bool loopback = strncmp(l->addr, "127.", 4) == 0 || strncmp(l->addr, "[::1]", 5) == 0;
+		logmsg(loopback ? LOG_INFO : LOG_WARNING,
+		       "listen %s: no token-file: anyone who can connect may write any queue", l->addr);
+	}
+	s->next = rx->servers;
+	rx->servers = s;
+	logmsg(LOG_INFO, "listening on %s%s%s", l->addr, l->tls_cert ? " (TLS" : "",
+	       l->tls_cert ? (s->client_certs ? ", client certificates)" : ")") : "");
+	return 0;
+fail:
+	server_free(r, s);
+	return -1;
+}
+
+int
+receive_start(struct relayd *r, struct spool_err *e)
+{
+	if (!r->conf.listeners)
+		return 0;
+	if (!(r->rx = calloc(1, sizeof *r->rx)))
+		return spool_fail(e, EX_OSERR, "out of memory");
+	r->rx->r = r;
+	for (const struct listener *l = r->conf.listeners; l; l = l->next)
+		if (server_start(r->rx, l, e) != 0)
+			return -1;
+	return 0;
+}
+
+/* SIGHUP: new tokens for the listeners that stay; a listener added, removed
+ * or moved needs a restart (said, not done). */
+int
+receive_reload(struct relayd *r, const struct conf *nc, struct spool_err *e)
+{
+	struct receiver *rx = r->rx;
+	for (const struct listener *l = nc->listeners; l; l = l->next) {
+		struct server *s = rx ? rx->servers : NULL;
+		while (s && strcmp(s->addr, l->addr) != 0)
+			s = s->next;
+		if (!s) {
+			logmsg(LOG_WARNING, "reload: listen %s is new: it needs a restart", l->addr);
+			continue;
+		}
+		struct token *t;
+		size_t n;
+		if (tokens_read(l->token_files, &t, &n, e) != 0)
+			return -1;
+		tokens_free(s->tokens, s->ntokens);
+		s->tokens = t, s->ntokens = n;
+		s->need_token = l->ntoken_files > 0;
+	}
+	/* QUEUE/config may have changed */
+	for (struct cached_queue *c = rx ? rx->queues : NULL; c; c = c->next)
+		if (spool_queue_reload(c->q, e) != 0)
+			logmsg(LOG_ERR, "reload: %s", e->msg);
+	return 0;
+}
+
+void
+receive_stop(struct relayd *r)
+{
+	struct receiver *rx = r->rx;
+	if (!rx)
+		return;
+	for (struct server *s = rx->servers, *n; s; s = n) {
+		n = s->next;
+		server_free(r, s);
+	}
+	for (struct cached_queue *lists[2] = {rx->queues, rx->stale}, **l = lists; l < lists + 2; l++)
+		while (*l) {
+			struct cached_queue *c = *l;
+			*l = c->next;
+			spool_queue_close(c->q);
+			free(c);
+		}
+	free(rx);
+	r->rx = NULL;
+}
+
+long long
+receive_answers(const struct relayd *r, int cls)
+{
+	return r->rx && cls >= 1 && cls <= 5 ? r->rx->by_status[cls] : 0;
+}
