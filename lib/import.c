@@ -10,9 +10,9 @@
  * Commit is for many imports at once (group commit): one data sync, the
  * renames into new/, one fsync of each new/, then the markers received/ID
  * that make a retried transfer of the same id a duplicate (holding the
- * digest the caller computed), synced the same way.  A marker is written
- * only once its message is durable: a crash in between can cost a second
- * copy on a retry, never a message.
+ * digest the caller computed).  A marker is written only once its message
+ * is durable: a crash in between can cost a second copy on a retry, never
+ * a message.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -33,6 +33,8 @@ struct spool_import {
 	char tmpname[NAME_LEN];
 	int fd;                /* the tmp/ file, -1 once closed */
 	char *hop;             /* our Hop name */
+	char *from;            /* the sending relay's Hop name, "" when not told */
+	bool from_seen;        /* the file's last Hop is already that name */
 	char *head;            /* the header block until it ends, then NULL */
 	size_t headlen, headcap;
 	bool in_body;
@@ -87,12 +89,15 @@ spool_id_time(const char *id)
 }
 
 spool_import *
-spool_import_new(spool_queue *q, const char *id, const char *hop, struct spool_err *e)
+spool_import_new(spool_queue *q, const char *id, const char *hop, const char *from,
+                 struct spool_err *e)
 {
 	if (!ulid_ok(id))
 		return spool_fail(e, EX_USAGE, "bad message id '%s'", spool_printable(id)), NULL;
 	spool_import *im = calloc(1, sizeof *im);
-	if (!im || !(im->hop = strdup(hop ? hop : ""))) {
+	if (!im || !(im->hop = strdup(hop ? hop : "")) || !(im->from = strdup(from ? from : ""))) {
+		if (im)
+			free(im->hop);
 		free(im);
 		return spool_fail_errno(e, ENOMEM, "receive"), NULL;
 	}
@@ -117,16 +122,19 @@ static int
 head_done(spool_import *im, size_t len, struct spool_err *e)
 {
 	bool have_id = false;
-	size_t hoplen = strlen(im->hop);
+	size_t hoplen = strlen(im->hop), fromlen = strlen(im->from);
 	const char *p = im->head, *end = im->head + len - 1; /* the blank line */
 	if (len < 2)
 		return spool_fail(e, EX_DATAERR, "message has no header block");
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		const char *colon = memchr(p, ':', (size_t)(nl - p));
-		if (!colon || colon == p || !isalpha((unsigned char)*p))
-			return spool_fail(e, EX_DATAERR, "bad header line '%.40s'",
-			                  spool_printable(p));
+		if (!colon || colon == p || !isalpha((unsigned char)*p)) {
+			char line[48];
+			snprintf(line, sizeof line, "%.*s", (int)(nl - p < 40 ? nl - p : 40), p);
+			return spool_fail(e, EX_DATAERR, "bad header line '%s': want 'Name: value'",
+			                  spool_printable(line));
+		}
 		for (const char *c = p; c < colon; c++)
 			if (!isalnum((unsigned char)*c) && *c != '-')
 				return spool_fail(e, EX_DATAERR, "bad header name '%.*s'", (int)(colon - p), p);
@@ -138,6 +146,9 @@ head_done(spool_import *im, size_t len, struct spool_err *e)
 				return spool_fail(e, EX_DATAERR, "control character in header '%.*s'",
 				                  (int)(colon - p), p);
 		size_t nlen = (size_t)(colon - p), vlen = (size_t)(nl - v);
+		if (nlen > 64 || vlen > 998) /* as mq-send writes them (spool-layout.md 5) */
+			return spool_fail(e, EX_DATAERR, "header '%.*s': name over 64 or value over 998 bytes",
+			                  (int)(nlen > 40 ? 40 : nlen), p);
 		if (nlen == 2 && strncasecmp(p, "Id", 2) == 0) {
 			if (vlen != ULID_LEN || memcmp(v, im->n.id, ULID_LEN) != 0)
 				return spool_fail(e, EX_DATAERR, "header Id '%.*s' is not the id %s",
@@ -147,6 +158,7 @@ head_done(spool_import *im, size_t len, struct spool_err *e)
 			if (hoplen && vlen == hoplen && memcmp(v, im->hop, hoplen) == 0)
 				return spool_fail(e, EX_PROTOCOL, "loop: %s has passed through %s before",
 				                  im->n.id, im->hop);
+			im->from_seen = fromlen && vlen == fromlen && memcmp(v, im->from, fromlen) == 0;
 		} else if (nlen == 7 && strncasecmp(p, "Expires", 7) == 0) {
 			char buf[64];
 			snprintf(buf, sizeof buf, "%.*s", (int)(vlen < 63 ? vlen : 63), v);
@@ -158,8 +170,17 @@ head_done(spool_import *im, size_t len, struct spool_err *e)
 	}
 	if (!have_id)
 		return spool_fail(e, EX_DATAERR, "message has no Id header");
-	char line[NAME_LEN + 512];
-	int n = hoplen ? snprintf(line, sizeof line, "Hop: %s\n\n", im->hop) : snprintf(line, sizeof line, "\n");
+	/* the sender first, when the file does not say it has been there (a
+	 * message that starts its journey there): so that coming back to it is
+	 * refused too, not stored once more */
+	if (fromlen && hoplen && fromlen == hoplen && memcmp(im->from, im->hop, hoplen) == 0)
+		return spool_fail(e, EX_PROTOCOL, "loop: %s comes from %s itself", im->n.id, im->hop);
+	char line[1024];
+	int n = 0;
+	if (fromlen && !im->from_seen)
+		n += snprintf(line, sizeof line, "Hop: %s\n", im->from);
+	n += hoplen ? snprintf(line + n, sizeof line - n, "Hop: %s\n\n", im->hop) :
+	              snprintf(line + n, sizeof line - n, "\n");
 	if (write_all(im->fd, im->head, len - 1) != 0 || write_all(im->fd, line, (size_t)n) != 0)
 		return spool_fail_errno(e, errno, "write %s/tmp/%s", im->q->path, im->tmpname);
 	return 0;
@@ -303,11 +324,38 @@ spool_import_commit(spool_import *const *v, size_t n)
 			failed(im, errno, "fsync");
 		}
 	}
-	/* 2: into new/, once per id (a transfer retried while the first was in flight) */
+	/* 2: into new/, once per id (a transfer retried while the first was in
+	 * flight), within max-length (checked again here, under the queue's
+	 * lock as mq-send does: requests admitted together must not overrun it) */
+	int lockfd = -1;
+	spool_queue *locked = NULL;
+	int64_t room = 0;
 	for (size_t i = 0; i < n; i++) {
 		spool_import *im = v[i];
 		if (im->result < 0)
 			continue;
+		if (im->q->cfg.max_length > 0 && locked != im->q) {
+			if (lockfd >= 0)
+				close(lockfd);
+			locked = im->q;
+			struct spool_err le = {0};
+			if ((lockfd = queue_lock(im->q, &le)) < 0) {
+				im->result = -1, im->err = le;
+				locked = NULL;
+				continue;
+			}
+			int64_t ready = queue_ready(im->q, NULL);
+			room = ready < 0 ? 0 : im->q->cfg.max_length - ready;
+		}
+		if (im->q->cfg.max_length > 0) {
+			if (room <= 0) {
+				im->result = -1;
+				spool_fail(&im->err, EX_TEMPFAIL, "queue %s is full (max-length %lld)", im->q->name,
+				           (long long)im->q->cfg.max_length);
+				continue;
+			}
+			room--;
+		}
 		bool dup = held_at(im->q, im->n.id, NULL, 0);
 		for (size_t k = 0; k < i && !dup; k++)
 			dup = v[k]->result > 0 && v[k]->q == im->q && strcmp(v[k]->n.id, im->n.id) == 0;
@@ -330,45 +378,89 @@ spool_import_commit(spool_import *const *v, size_t n)
 		}
 		im->tmp_left = false;
 	}
+	if (lockfd >= 0)
+		close(lockfd);
 	for (size_t i = 0; i < n; i++)
 		if (v[i]->result > 0 && first_of_queue(v, i) && fsync_dir(v[i]->q->newfd) != 0) {
 			/* not known to be durable: it is in new/ and will be delivered,
 			 * but the sender must not take it as done (it sends again) */
 			fail_queue(v, n, v[i]->q, errno, "fsync new/ of");
 		}
-	/* 3: the markers, once the messages are durable */
-	bool sync_markers = false;
+	/* 3: the markers, once the messages are durable.  Not synced: they
+	 * only matter to a retry of a transfer whose answer was lost, and
+	 * outlive a crash of the process; a power loss in the next seconds may
+	 * cost such a retry a second copy (at least once, never lost). */
 	for (size_t i = 0; i < n; i++) {
 		spool_import *im = v[i];
 		if (im->result <= 0)
 			continue;
-		if (mkdirat(im->q->fd, "received", 0777) == 0)
-			fsync_dir(im->q->fd);
 		char path[16 + ULID_LEN];
 		snprintf(path, sizeof path, "received/%s", im->n.id);
-		int fd = openat(im->q->fd, path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0666);
+		int flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW;
+		int fd = openat(im->q->fd, path, flags, 0666);
+		if (fd < 0 && errno == ENOENT && mkdirat(im->q->fd, "received", 0777) == 0) {
+			fsync_dir(im->q->fd);
+			fd = openat(im->q->fd, path, flags, 0666);
+		}
 		if (fd < 0)
 			continue; /* the message stands; only a retry's dedup is weaker */
 		char line[sizeof im->digest + 1];
 		int len = snprintf(line, sizeof line, "%s\n", im->digest);
-		if (write_all(fd, line, (size_t)len) == 0 && !many)
-			fdatasync(fd);
+		write_all(fd, line, (size_t)len);
 		close(fd);
-		sync_markers = true;
 	}
-	if (sync_markers) {
-		for (size_t i = 0; i < n; i++) {
-			if (v[i]->result <= 0 || !first_of_queue(v, i))
-				continue;
-			if (many) {
-				syncfs(v[i]->q->fd);
-			} else {
-				int fd = openat(v[i]->q->fd, "received", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-				if (fd >= 0)
-					fsync_dir(fd), close(fd);
-			}
-		}
+}
+
+struct have {
+	char **ids;   /* sorted: the markers there are */
+	size_t n;
+	spool_queue *q;
+	long made;
+};
+
+static int
+cmp_id(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int
+mark_missing(const struct spool_entry *en, void *arg)
+{
+	struct have *h = arg;
+	const char *id = en->id;
+	if (bsearch(&id, h->ids, h->n, sizeof *h->ids, cmp_id))
+		return 0;
+	char path[16 + ULID_LEN];
+	snprintf(path, sizeof path, "received/%s", en->id);
+	int fd = openat(h->q->fd, path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0666);
+	if (fd >= 0) {
+		close(fd);
+		h->made++;
 	}
+	return 0;
+}
+
+long
+spool_received_repair(spool_queue *q, struct spool_err *e)
+{
+	struct spool_list l = {0};
+	struct have h = {.q = q};
+	if (mkdirat(q->fd, "received", 0777) == 0)
+		fsync_dir(q->fd);
+	int fd = openat(q->fd, "received", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return spool_fail_errno(e, errno, "open %s/received", q->path);
+	if (list_scan(&l, fd, e) != 0) {
+		close(fd);
+		return -1;
+	}
+	h.ids = l.v, h.n = l.n;
+	qsort(h.ids, h.n, sizeof *h.ids, cmp_id);
+	int rc = spool_list(q, 0, 0, mark_missing, &h, e);
+	list_clear(&l);
+	close(fd);
+	return rc < 0 ? -1 : h.made;
 }
 
 void
@@ -382,5 +474,6 @@ spool_import_free(spool_import *im)
 		unlinkat(im->q->tmpfd, im->tmpname, 0);
 	free(im->head);
 	free(im->hop);
+	free(im->from);
 	free(im);
 }

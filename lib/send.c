@@ -289,8 +289,8 @@ discard(spool_batch *b)
 }
 
 /* Ready messages in new/, for max-length (only read when it is set). */
-static int64_t
-count_ready(spool_queue *q, struct spool_err *e)
+int64_t
+queue_ready(spool_queue *q, struct spool_err *e)
 {
 	struct spool_list l = {0};
 	if (list_scan(&l, q->newfd, e) != 0)
@@ -309,7 +309,7 @@ spool_queue_admit(spool_queue *q, int64_t adding, struct spool_err *e)
 {
 	const struct spool_config *c = &q->cfg;
 	if (c->max_length > 0) {
-		int64_t n = count_ready(q, e);
+		int64_t n = queue_ready(q, e);
 		if (n < 0)
 			return -1;
 		if (n + adding > c->max_length || n >= c->max_length)

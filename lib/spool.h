@@ -139,8 +139,10 @@ int64_t spool_id_time(const char *id);
  * what was stored with it, "" for nothing), 0 when not. */
 int spool_received(spool_queue *q, const char *id, char *digest, size_t len);
 /* A message file arriving for q with its own id; hop: this receiver's name,
- * refused in the file's Hop lines and added as the last one ("" for none). */
-spool_import *spool_import_new(spool_queue *q, const char *id, const char *hop,
+ * refused in the file's Hop lines and added as the last one ("" for none);
+ * from: the sending relay's name (NULL or "": not told), added before ours
+ * unless the file's last Hop says it already. */
+spool_import *spool_import_new(spool_queue *q, const char *id, const char *hop, const char *from,
                                struct spool_err *e);
 /* The file's bytes in order.  -1 with EX_DATAERR (a bad header block, over
  * max-size), EX_PROTOCOL (a loop: our Hop is in it already), or an I/O code. */
@@ -156,6 +158,10 @@ const char *spool_import_id(const spool_import *im);
 spool_queue *spool_import_queue(const spool_import *im);
 /* Unlinks what was not committed. */
 void spool_import_free(spool_import *im);
+/* A receiver killed between a commit's rename into new/ and its markers
+ * left messages without one: mark every id q holds that has none (run when
+ * a receiver first opens a queue).  The number of markers made, or -1. */
+long spool_received_repair(spool_queue *q, struct spool_err *e);
 
 /* ---- claiming and finishing (claim.c) ---- */
 

@@ -113,6 +113,9 @@ void list_clear(struct spool_list *l);
 size_t list_smallest(struct spool_list *l, char **out, size_t k);
 int list_load(struct spool_list *l, const char *buf, size_t len);
 
+/* send.c */
+int64_t queue_ready(spool_queue *q, struct spool_err *e);
+
 /* spool.c */
 int queue_lock(spool_queue *q, struct spool_err *e);
 

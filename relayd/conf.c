@@ -300,7 +300,7 @@ new_consumer(struct parse *p, enum consumer_kind kind, char *v)
 		return spool_fail(p->e, EX_OSERR, "%s:%d: out of memory", p->path, p->line), NULL;
 	c->kind = kind;
 	strcpy(c->queue, q);
-	c->concurrency = kind == CONSUME_EXEC ? 1 : 4;
+	c->concurrency = kind == CONSUME_EXEC ? 1 : 32; /* a forward: transfers share the peer's group commits */
 	c->timeout = 60 * 60 * 1000;
 	if (kind == CONSUME_EXEC) {
 		c->cmd = strdup(rest);

@@ -308,7 +308,11 @@ settle(struct xfer *x, CURLcode res)
 		} else if (status == 408 || status == 429 || status == 502 || status == 503 ||
 		           status == 504 || status == 507) {
 			peer_down = true;
-		} else if (status >= 500 || status < 200 || (status >= 300 && status < 400)) {
+		} else if (status == 508) { /* a loop: it can never succeed */
+			v.what = SPOOL_DO_BURY;
+			v.reason = why;
+			v.status = st;
+		} else if (status >= 500 || status < 400) { /* 1xx, 3xx, other 2xx: not "durable" */
 			v.what = SPOOL_DO_RETRY;
 			v.delay = jitter(cfg, (int)spool_msg_attempt(x->m), floor);
 			v.status = why;
@@ -450,6 +454,8 @@ forward_start(struct relayd *r, struct consumer *c, spool_msg *m)
 		snprintf(line, sizeof line, "Authorization: Bearer %s", f->token);
 		h = curl_slist_append(h, line);
 	}
+	snprintf(line, sizeof line, "Mq-Relay: %s", r->name); /* the receiver's Hop before its own */
+	h = curl_slist_append(h, line);
 	if (x->size <= DIGEST_MAX && digest_file(x->fd, x->size, line, sizeof line) == 0)
 		h = curl_slist_append(h, line);
 	x->hdrs = h;
@@ -560,6 +566,14 @@ forward_init(struct relayd *r, struct consumer *c, struct spool_err *e)
 				                  c->queue, c->token_file);
 	}
 	return 0;
+}
+
+int
+forward_check(struct consumer *c, struct spool_err *e)
+{
+	int rc = forward_init(NULL, c, e);
+	forward_free(NULL, c);
+	return rc;
 }
 
 void

@@ -258,6 +258,12 @@ main(int argc, char **argv)
 	if (nf || nl)
 		snprintf(what + len, sizeof what - len, ", %ld forwards, %ld listeners", nf, nl);
 	if (check) {
+		/* what start-up reads besides the file: token files, certificates */
+		for (struct consumer *k = r->conf.consumers; k; k = k->next)
+			if (k->kind == CONSUME_FORWARD && forward_check(k, &e) != 0)
+				cli_fail(&e);
+		if (receive_check(&r->conf, &e) != 0)
+			cli_fail(&e);
 		printf("%s: ok: %s\n", r->conf_path, what);
 		return 0;
 	}
@@ -274,9 +280,10 @@ main(int argc, char **argv)
 	sigaddset(&mask, SIGINT);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	struct loop_io *watch_io = NULL, *sig_io = NULL;
 	if ((sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC)) < 0 || !(r->loop = loop_new()) ||
-	    !loop_io_add(r->loop, spool_watch_fd(r->w), EPOLLIN, queues_on_watch, r) ||
-	    !loop_io_add(r->loop, sigfd, EPOLLIN, on_signal, r))
+	    !(watch_io = loop_io_add(r->loop, spool_watch_fd(r->w), EPOLLIN, queues_on_watch, r)) ||
+	    !(sig_io = loop_io_add(r->loop, sigfd, EPOLLIN, on_signal, r)))
 		cli_die(EX_OSERR, "set up the event loop: %s", strerror(errno));
 	queues_init(r);
 	if (consumers_init(r, &r->conf, &e) != 0 || receive_start(r, &e) != 0)
@@ -294,6 +301,8 @@ main(int argc, char **argv)
 	}
 	forward_shutdown(r);
 	queues_gc(r);
+	loop_io_del(r->loop, watch_io);
+	loop_io_del(r->loop, sig_io);
 	conf_free(&r->conf);
 	free(r->name);
 	spool_watch_free(r->w);

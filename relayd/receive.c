@@ -83,6 +83,7 @@ struct cached_queue {
 
 struct receiver {
 	struct relayd *r;
+	struct loop_timer commit; /* armed for "now" while requests wait for the group commit */
 	struct server *servers;
 	struct cached_queue *queues;
 	struct cached_queue *stale;  /* replaced while requests may hold them: freed at stop */
@@ -317,7 +318,7 @@ client_cert_ok(struct MHD_Connection *conn)
 /* ---- queues ---- */
 
 static spool_queue *
-queue_get(struct receiver *rx, const char *name, struct spool_err *e)
+queue_get(struct receiver *rx, const char *name, int flags, struct spool_err *e)
 {
 	for (struct cached_queue **p = &rx->queues; *p; p = &(*p)->next) {
 		struct cached_queue *c = *p;
@@ -335,10 +336,17 @@ queue_get(struct receiver *rx, const char *name, struct spool_err *e)
 	struct cached_queue *c = calloc(1, sizeof *c);
 	if (!c)
 		return spool_fail(e, EX_OSERR, "out of memory"), NULL;
-	if (!(c->q = spool_queue_open(rx->r->sp, name, SPOOL_CREATE, e))) {
+	if (!(c->q = spool_queue_open(rx->r->sp, name, flags, e))) {
 		free(c);
 		return NULL;
 	}
+	/* ids committed by a receiver killed before it marked them */
+	struct spool_err re = {0};
+	long made = spool_received_repair(c->q, &re);
+	if (made < 0)
+		logmsg(LOG_ERR, "%s: %s", name, re.msg);
+	else if (made)
+		logmsg(LOG_WARNING, "%s: marked %ld messages received before a crash", name, made);
 	c->next = rx->queues;
 	rx->queues = c;
 	return c->q;
@@ -499,8 +507,11 @@ begin(struct server *s, struct MHD_Connection *conn, const char *url, const char
 		                                   "this token may not write queue %s\n", queue);
 		return send_answer(rq);
 	}
-	if (!(rq->q = queue_get(rx, queue, &e))) {
-		answer_err(rq, &e);
+	if (!(rq->q = queue_get(rx, queue, head || get ? 0 : SPOOL_CREATE, &e))) {
+		if ((head || get) && e.code == EX_NOTFOUND)
+			set_answer(rq, 404, "%s", "");
+		else
+			answer_err(rq, &e);
 		return send_answer(rq);
 	}
 	if (head || get) {
@@ -533,7 +544,10 @@ begin(struct server *s, struct MHD_Connection *conn, const char *url, const char
 	}
 	rq->put = put;
 	if (put) {
-		if (!(rq->im = spool_import_new(rq->q, id, rx->r->name, &e))) {
+		const char *from = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Mq-Relay");
+		if (from && (!*from || strlen(from) > 200 || strpbrk(from, " \t,\r\n")))
+			from = NULL; /* not a relay name: the file's own Hop lines still count */
+		if (!(rq->im = spool_import_new(rq->q, id, rx->r->name, from, &e))) {
 			answer_err(rq, &e);
 			return send_answer(rq);
 		}
@@ -624,6 +638,9 @@ body_done(struct req *rq)
 		rx->pending = rq;
 		rx->npending++;
 		MHD_suspend_connection(rq->conn);
+		/* the commit runs once this batch of events is handled: what else
+		 * completes in the batch shares its sync */
+		loop_timer_earlier(rx->r->loop, &rx->commit, 1);
 		return MHD_YES;
 	}
 	if ((rq->split && rq->line_open) || !rq->split) {
@@ -711,9 +728,18 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 static void
 server_run(struct server *s)
 {
-	MHD_run(s->d);
-	MHD_UNSIGNED_LONG_LONG ms;
-	if (MHD_get_timeout(s->d, &ms) == MHD_YES)
+	MHD_UNSIGNED_LONG_LONG ms = 0;
+	bool timed;
+	/* A resumed connection is taken up by one MHD_run and answered by the
+	 * next, with no new event on its socket in between: run while the
+	 * server says it has work now (bounded: the loop comes back anyway). */
+	for (int i = 0; i < 4; i++) {
+		MHD_run(s->d);
+		timed = MHD_get_timeout(s->d, &ms) == MHD_YES;
+		if (!timed || ms > 0)
+			break;
+	}
+	if (timed)
 		loop_timer_set(s->rx->r->loop, &s->timer, spool_now() + (int64_t)(ms < 1 ? 1 : ms));
 	else
 		loop_timer_set(s->rx->r->loop, &s->timer, 0);
@@ -730,6 +756,12 @@ static void
 on_timer(void *arg)
 {
 	server_run(arg);
+}
+
+static void
+on_commit(void *arg)
+{
+	receive_pass(arg);
 }
 
 void
@@ -834,6 +866,17 @@ parse_addr(const char *a, struct sockaddr_storage *ss, bool *v6)
 	return inet_pton(AF_INET, host, &s4->sin_addr) == 1 ? 0 : -1;
 }
 
+/* libmicrohttpd's own messages ("reached connection limit"...) through our log. */
+static void
+mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char buf[512];
+	(void)cls;
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	buf[strcspn(buf, "\n")] = '\0';
+	logmsg(LOG_WARNING, "http: %s", buf);
+}
+
 static void
 server_free(struct relayd *r, struct server *s)
 {
@@ -882,7 +925,7 @@ server_start(struct receiver *rx, const struct listener *l, struct spool_err *e)
 	                                    (intptr_t)((l->request_timeout + 999) / 1000), NULL};
 	opts[k++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, NULL};
 	opts[k++] = (struct MHD_OptionItem){MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)no_unescape, NULL};
-	opts[k++] = (struct MHD_OptionItem){MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL};
+	opts[k++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL};
 	if (l->tls_cert) {
 		flags |= MHD_USE_TLS;
 		if (!(s->mem_cert = slurp(l->tls_cert, e)) || !(s->mem_key = slurp(l->tls_key, e)))
@@ -932,6 +975,7 @@ receive_start(struct relayd *r, struct spool_err *e)
 	if (!(r->rx = calloc(1, sizeof *r->rx)))
 		return spool_fail(e, EX_OSERR, "out of memory");
 	r->rx->r = r;
+	loop_timer_init(&r->rx->commit, on_commit, r);
 	for (const struct listener *l = r->conf.listeners; l; l = l->next)
 		if (server_start(r->rx, l, e) != 0)
 			return -1;
@@ -944,7 +988,20 @@ int
 receive_reload(struct relayd *r, const struct conf *nc, struct spool_err *e)
 {
 	struct receiver *rx = r->rx;
-	for (const struct listener *l = nc->listeners; l; l = l->next) {
+	size_t nl = 0;
+	for (const struct listener *l = nc->listeners; l; l = l->next)
+		nl++;
+	struct {
+		struct server *s;
+		struct token *t;
+		size_t n;
+	} *v = calloc(nl + 1, sizeof *v);
+	if (!v)
+		return spool_fail(e, EX_OSERR, "out of memory");
+	/* read every token file first: a bad one changes nothing anywhere */
+	size_t k = 0;
+	int rc = 0;
+	for (const struct listener *l = nc->listeners; l && rc == 0; l = l->next, k++) {
 		struct server *s = rx ? rx->servers : NULL;
 		while (s && strcmp(s->addr, l->addr) != 0)
 			s = s->next;
@@ -952,18 +1009,54 @@ receive_reload(struct relayd *r, const struct conf *nc, struct spool_err *e)
 			logmsg(LOG_WARNING, "reload: listen %s is new: it needs a restart", l->addr);
 			continue;
 		}
-		struct token *t;
-		size_t n;
-		if (tokens_read(l->token_files, &t, &n, e) != 0)
-			return -1;
-		tokens_free(s->tokens, s->ntokens);
-		s->tokens = t, s->ntokens = n;
-		s->need_token = l->ntoken_files > 0;
+		v[k].s = s;
+		rc = tokens_read(l->token_files, &v[k].t, &v[k].n, e);
 	}
+	for (size_t i = 0; i < nl; i++) {
+		if (!v[i].s)
+			continue;
+		if (rc != 0) {
+			tokens_free(v[i].t, v[i].n);
+			continue;
+		}
+		tokens_free(v[i].s->tokens, v[i].s->ntokens);
+		v[i].s->tokens = v[i].t, v[i].s->ntokens = v[i].n;
+		v[i].s->need_token = false;
+	}
+	if (rc == 0) {
+		k = 0;
+		for (const struct listener *l = nc->listeners; l; l = l->next, k++)
+			if (v[k].s)
+				v[k].s->need_token = l->ntoken_files > 0;
+	}
+	free(v);
+	if (rc != 0)
+		return -1;
 	/* QUEUE/config may have changed */
 	for (struct cached_queue *c = rx ? rx->queues : NULL; c; c = c->next)
 		if (spool_queue_reload(c->q, e) != 0)
 			logmsg(LOG_ERR, "reload: %s", e->msg);
+	return 0;
+}
+
+/* mq-relayd -n: what start-up would read of the listeners (tokens, TLS files). */
+int
+receive_check(const struct conf *c, struct spool_err *e)
+{
+	for (const struct listener *l = c->listeners; l; l = l->next) {
+		struct token *t;
+		size_t n;
+		if (tokens_read(l->token_files, &t, &n, e) != 0)
+			return -1;
+		tokens_free(t, n);
+		const char *files[] = {l->tls_cert, l->tls_key, l->tls_client_ca};
+		for (int i = 0; i < 3; i++) {
+			char *text = files[i] ? slurp(files[i], e) : NULL;
+			if (files[i] && !text)
+				return -1;
+			free(text);
+		}
+	}
 	return 0;
 }
 
@@ -984,6 +1077,7 @@ receive_stop(struct relayd *r)
 			spool_queue_close(c->q);
 			free(c);
 		}
+	loop_timer_set(r->loop, &rx->commit, 0);
 	free(rx);
 	r->rx = NULL;
 }

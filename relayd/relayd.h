@@ -139,6 +139,7 @@ long exec_running(const struct relayd *r);
 
 /* forward.c: consumers that PUT to a peer */
 int forward_init(struct relayd *r, struct consumer *c, struct spool_err *e);
+int forward_check(struct consumer *c, struct spool_err *e); /* -n: its token file */
 void forward_start(struct relayd *r, struct consumer *c, spool_msg *m);
 void forward_adopt(struct relayd *r, struct consumer *from, struct consumer *to);
 void forward_free(struct relayd *r, struct consumer *c);
@@ -154,6 +155,7 @@ int receive_start(struct relayd *r, struct spool_err *e);
 int receive_reload(struct relayd *r, const struct conf *nc, struct spool_err *e);
 void receive_pass(struct relayd *r);    /* group commit of what arrived this pass */
 void receive_stop(struct relayd *r);
+int receive_check(const struct conf *c, struct spool_err *e); /* -n: token and TLS files */
 long long receive_answers(const struct relayd *r, int cls); /* answers of class cls (2 = 2xx) */
 void *receive_stats_json(struct relayd *r); /* json_t * of GET /v1/stats */
 char *receive_metrics(struct relayd *r);    /* GET /metrics, malloc'd */

@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "relayd.h"
 
@@ -51,19 +52,28 @@ receive_stats_json(struct relayd *r)
 
 static const char *const state_label[5] = {"ready", "delayed", "in_flight", "dead", "kept"};
 
+struct qfig {
+	char *name;
+	struct spool_stat st;
+};
+
+struct figs {
+	struct qfig *v;
+	size_t n;
+};
+
 static void
-add_metrics(void *arg, const char *name, const struct spool_stat *st)
+collect(void *arg, const char *name, const struct spool_stat *st)
 {
-	FILE *o = arg;
-	for (int s = 0; s < 5; s++)
-		fprintf(o, "spoolmq_messages{queue=\"%s\",state=\"%s\"} %ld\n", name, state_label[s], st->n[s]);
-	for (int s = 0; s < 5; s++)
-		fprintf(o, "spoolmq_bytes{queue=\"%s\",state=\"%s\"} %lld\n", name, state_label[s],
-		        (long long)st->bytes_by[s]);
-	for (int s = 0; s < 5; s++)
-		fprintf(o, "spoolmq_oldest_age_seconds{queue=\"%s\",state=\"%s\"} %.3f\n", name,
-		        state_label[s],
-		        st->oldest_by[s] ? (double)(st->now - st->oldest_by[s]) / 1000.0 : 0.0);
+	struct figs *f = arg;
+	struct qfig *v = realloc(f->v, (f->n + 1) * sizeof *v);
+	if (!v)
+		return;
+	f->v = v;
+	if ((v[f->n].name = strdup(name))) {
+		v[f->n].st = *st;
+		f->n++;
+	}
 }
 
 char *
@@ -74,13 +84,33 @@ receive_metrics(struct relayd *r)
 	FILE *o = open_memstream(&buf, &len);
 	if (!o)
 		return NULL;
+	/* every metric once, its samples together (the text format wants that) */
+	struct figs f = {0};
+	each_queue(r, collect, &f);
 	fputs("# HELP spoolmq_messages Messages per queue and state.\n"
-	      "# TYPE spoolmq_messages gauge\n"
-	      "# HELP spoolmq_bytes Bytes of message files per queue and state.\n"
-	      "# TYPE spoolmq_bytes gauge\n"
-	      "# HELP spoolmq_oldest_age_seconds Age of the oldest message per queue and state (0: none).\n"
+	      "# TYPE spoolmq_messages gauge\n", o);
+	for (size_t i = 0; i < f.n; i++)
+		for (int k = 0; k < 5; k++)
+			fprintf(o, "spoolmq_messages{queue=\"%s\",state=\"%s\"} %ld\n", f.v[i].name,
+			        state_label[k], f.v[i].st.n[k]);
+	fputs("# HELP spoolmq_bytes Bytes of message files per queue and state.\n"
+	      "# TYPE spoolmq_bytes gauge\n", o);
+	for (size_t i = 0; i < f.n; i++)
+		for (int k = 0; k < 5; k++)
+			fprintf(o, "spoolmq_bytes{queue=\"%s\",state=\"%s\"} %lld\n", f.v[i].name,
+			        state_label[k], (long long)f.v[i].st.bytes_by[k]);
+	fputs("# HELP spoolmq_oldest_age_seconds Age of the oldest message per queue and state (0: none).\n"
 	      "# TYPE spoolmq_oldest_age_seconds gauge\n", o);
-	each_queue(r, add_metrics, o);
+	for (size_t i = 0; i < f.n; i++)
+		for (int k = 0; k < 5; k++) {
+			const struct spool_stat *st = &f.v[i].st;
+			fprintf(o, "spoolmq_oldest_age_seconds{queue=\"%s\",state=\"%s\"} %.3f\n",
+			        f.v[i].name, state_label[k],
+			        st->oldest_by[k] ? (double)(st->now - st->oldest_by[k]) / 1000.0 : 0.0);
+		}
+	for (size_t i = 0; i < f.n; i++)
+		free(f.v[i].name);
+	free(f.v);
 	static const struct {
 		const char *name, *help;
 	} ctr[] = {
