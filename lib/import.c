@@ -175,11 +175,12 @@ head_done(spool_import *im, size_t len, struct spool_err *e)
 	 * refused too, not stored once more */
 	if (fromlen && hoplen && fromlen == hoplen && memcmp(im->from, im->hop, hoplen) == 0)
 		return spool_fail(e, EX_PROTOCOL, "loop: %s comes from %s itself", im->n.id, im->hop);
-	char line[1024];
+	/* names are at most 200 bytes (conf.c, and what a receiver takes as Mq-Relay) */
+	char line[600];
 	int n = 0;
 	if (fromlen && !im->from_seen)
-		n += snprintf(line, sizeof line, "Hop: %s\n", im->from);
-	n += hoplen ? snprintf(line + n, sizeof line - n, "Hop: %s\n\n", im->hop) :
+		n += snprintf(line, sizeof line, "Hop: %.200s\n", im->from);
+	n += hoplen ? snprintf(line + n, sizeof line - n, "Hop: %.200s\n\n", im->hop) :
 	              snprintf(line + n, sizeof line - n, "\n");
 	if (write_all(im->fd, im->head, len - 1) != 0 || write_all(im->fd, line, (size_t)n) != 0)
 		return spool_fail_errno(e, errno, "write %s/tmp/%s", im->q->path, im->tmpname);
@@ -347,6 +348,13 @@ spool_import_commit(spool_import *const *v, size_t n)
 			int64_t ready = queue_ready(im->q, NULL);
 			room = ready < 0 ? 0 : im->q->cfg.max_length - ready;
 		}
+		bool dup = held_at(im->q, im->n.id, NULL, 0);
+		for (size_t k = 0; k < i && !dup; k++)
+			dup = v[k]->result > 0 && v[k]->q == im->q && strcmp(v[k]->n.id, im->n.id) == 0;
+		if (dup) {
+			im->result = 0;
+			continue;
+		}
 		if (im->q->cfg.max_length > 0) {
 			if (room <= 0) {
 				im->result = -1;
@@ -355,13 +363,6 @@ spool_import_commit(spool_import *const *v, size_t n)
 				continue;
 			}
 			room--;
-		}
-		bool dup = held_at(im->q, im->n.id, NULL, 0);
-		for (size_t k = 0; k < i && !dup; k++)
-			dup = v[k]->result > 0 && v[k]->q == im->q && strcmp(v[k]->n.id, im->n.id) == 0;
-		if (dup) {
-			im->result = 0;
-			continue;
 		}
 		char to[NAME_LEN];
 		name_format(to, sizeof to, &im->n);

@@ -72,7 +72,8 @@ header_check(const char *h, struct spool_err *e)
 			                  (int)nlen, h);
 	for (int i = 0; reserved[i]; i++)
 		if (strlen(reserved[i]) == nlen && strncasecmp(h, reserved[i], nlen) == 0)
-			return spool_fail(e, EX_USAGE, "header %.*s is set by mq-send itself", (int)nlen, h);
+			return spool_fail(e, EX_USAGE, "header %.*s is set by %s", (int)nlen, h,
+			                  nlen == 3 ? "the relays a message passes" : "mq-send itself");
 	if (nlen >= 5 && strncasecmp(h, "Dead-", 5) == 0)
 		return spool_fail(e, EX_USAGE, "header %.*s is reserved for dead letters", (int)nlen, h);
 	const char *v = colon + 1;

@@ -90,6 +90,8 @@ set_name(struct relayd *r, struct spool_err *e)
 	for (char *p = r->name; p && *p; p++)
 		if ((unsigned char)*p <= ' ' || *p == 0x7f || *p == ',')
 			*p = '_';
+	if (r->name && strlen(r->name) > 200) /* a Hop name's limit (conf.c): keep the spool's end */
+		memmove(r->name, r->name + strlen(r->name) - 200, 201);
 	return r->name ? 0 : spool_fail(e, EX_OSERR, "out of memory");
 }
 

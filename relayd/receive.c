@@ -345,8 +345,8 @@ queue_get(struct receiver *rx, const char *name, int flags, struct spool_err *e)
 	long made = spool_received_repair(c->q, &re);
 	if (made < 0)
 		logmsg(LOG_ERR, "%s: %s", name, re.msg);
-	else if (made)
-		logmsg(LOG_WARNING, "%s: marked %ld messages received before a crash", name, made);
+	else if (made) /* after a crash, or messages that came by POST or mq-send */
+		logmsg(LOG_INFO, "%s: %ld held messages had no received/ marker: marked", name, made);
 	c->next = rx->queues;
 	rx->queues = c;
 	return c->q;
@@ -462,6 +462,20 @@ holds(spool_queue *q, const char *id)
 	return spool_list(q, 0, 0, same_id, (void *)id, NULL) == 1;
 }
 
+/* A Hop name as conf.c allows one: 1 to 200 bytes, no blanks, commas or
+ * control characters. */
+static bool
+relay_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n < 1 || n > 200)
+		return false;
+	for (; *s; s++)
+		if ((unsigned char)*s <= ' ' || *s == 0x7f || *s == ',')
+			return false;
+	return true;
+}
+
 /* The first call for a request: everything decided before the body. */
 static enum MHD_Result
 begin(struct server *s, struct MHD_Connection *conn, const char *url, const char *method,
@@ -545,7 +559,7 @@ begin(struct server *s, struct MHD_Connection *conn, const char *url, const char
 	rq->put = put;
 	if (put) {
 		const char *from = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Mq-Relay");
-		if (from && (!*from || strlen(from) > 200 || strpbrk(from, " \t,\r\n")))
+		if (from && !relay_name_ok(from))
 			from = NULL; /* not a relay name: the file's own Hop lines still count */
 		if (!(rq->im = spool_import_new(rq->q, id, rx->r->name, from, &e))) {
 			answer_err(rq, &e);
@@ -918,6 +932,8 @@ server_start(struct receiver *rx, const struct listener *l, struct spool_err *e)
 		flags |= MHD_USE_IPv6;
 	struct MHD_OptionItem opts[16];
 	int k = 0;
+	/* the logger first: libmicrohttpd logs about the options after it */
+	opts[k++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL};
 	opts[k++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &ss};
 	opts[k++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, (intptr_t)l->max_connections, NULL};
 	opts[k++] = (struct MHD_OptionItem){MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t)l->max_per_address, NULL};
@@ -925,7 +941,6 @@ server_start(struct receiver *rx, const struct listener *l, struct spool_err *e)
 	                                    (intptr_t)((l->request_timeout + 999) / 1000), NULL};
 	opts[k++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, NULL};
 	opts[k++] = (struct MHD_OptionItem){MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)no_unescape, NULL};
-	opts[k++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL};
 	if (l->tls_cert) {
 		flags |= MHD_USE_TLS;
 		if (!(s->mem_cert = slurp(l->tls_cert, e)) || !(s->mem_key = slurp(l->tls_key, e)))
