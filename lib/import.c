@@ -430,7 +430,7 @@ mark_missing(const struct spool_entry *en, void *arg)
 {
 	struct have *h = arg;
 	const char *id = en->id;
-	if (bsearch(&id, h->ids, h->n, sizeof *h->ids, cmp_id))
+	if (h->n && bsearch(&id, h->ids, h->n, sizeof *h->ids, cmp_id))
 		return 0;
 	char path[16 + ULID_LEN];
 	snprintf(path, sizeof path, "received/%s", en->id);
@@ -457,7 +457,8 @@ spool_received_repair(spool_queue *q, struct spool_err *e)
 		return -1;
 	}
 	h.ids = l.v, h.n = l.n;
-	qsort(h.ids, h.n, sizeof *h.ids, cmp_id);
+	if (h.n)
+		qsort(h.ids, h.n, sizeof *h.ids, cmp_id);
 	int rc = spool_list(q, 0, 0, mark_missing, &h, e);
 	list_clear(&l);
 	close(fd);

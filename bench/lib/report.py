@@ -18,7 +18,7 @@ skipped = []
 with open(os.path.join(resdir, "env.txt")) as f:
     for line in f:
         k, _, v = line.rstrip("\n").partition(": ")
-        if k in ("skipped", "capped"):
+        if k in ("skipped", "capped", "fault"):
             skipped.append(k + ": " + v)
         else:
             env[k] = v
@@ -255,6 +255,80 @@ targets.append(("mq-send -l durable, churned spool (report; keep it near the fre
                 ("%s of fresh, %s of churned floor" % (fx(x(med(churn), med(send_l))), fx(x(med(churn), med(fgc))))) if churn else "-",
                 "report"))
 
+# ------------------------------------------------------------------ relay ---
+# bench/run's relay section: relay-floor (floor.c synced: enq = group commit, deq = claim +
+# read + ack of on-disk files), relay-send-l (mq-send -l durable), relay-cN / relay-cN-rx
+# (the relay with forward concurrency N: the sender's and the receiver's CPU and VmHWM over
+# the same span), and relay.txt (the once-per-run kill/restart and big-message cases).
+RELAY_CONCS = env.get("relay params", "").split("RELAY_CONCS=")[-1].split(" RELAY_CAP=")[0].split() \
+    if "RELAY_CONCS=" in env.get("relay params", "") else []
+_seen = [i for (i, m) in samples if m == "deq" and i.startswith("relay-c") and not i.endswith("-rx")]
+for _i in _seen:
+    if _i[len("relay-c"):] not in RELAY_CONCS:
+        RELAY_CONCS.append(_i[len("relay-c"):])
+relay_info = OrderedDict()
+if os.path.exists(os.path.join(resdir, "relay.txt")):
+    with open(os.path.join(resdir, "relay.txt")) as f:
+        for line in f:
+            k, _, v = line.rstrip("\n").partition(": ")
+            relay_info[k] = v
+rel_fl, rel_fl_enq, rel_send = rate("relay-floor", "deq"), rate("relay-floor", "enq"), rate("relay-send-l", "enq")
+rel_allow, rel_allow_what = None, ""
+if rel_fl and rel_send:
+    rel_allow, rel_allow_what = min((med(rel_fl), "the sender's claim+ack floor"), (med(rel_send), "the receiver's mq-send -l"))
+relay_capped = [sk for sk in skipped if "relay" in sk]
+BIG_FLAT_KIB = 16384      # "flat": a daemon's VmHWM after the big message at most this above its VmRSS before
+relay_targets = []
+
+
+def conc_label(c):
+    return "the daemon's default concurrency (no concurrency line)" if c == "default" else "forward concurrency %s" % c
+
+
+rel_serial = 1 / (1 / med(rel_fl) + 1 / med(rel_send)) if rel_fl and rel_send else None
+
+
+def _rtgt(what, fig, ref, ratio, ok):
+    relay_targets.append((what, fig, ref, ratio, verdict(ok)))
+
+
+if RELAY_CONCS:
+    c0 = RELAY_CONCS[0]
+    r0 = rate("relay-c%s" % c0, "deq")
+    cap0 = any(sk.startswith("capped: relay-c%s " % c0) for sk in skipped)
+    ref = ("claim+ack floor of on-disk files: %s; mq-send -l durable: %s → lesser (%s): %s → need ≥ %s" % (
+        fmt(med(rel_fl)), fmt(med(rel_send)), rel_allow_what, fmt(rel_allow), fmt(0.8 * rel_allow))) if rel_allow else "-"
+    if r0 and rel_allow:
+        v = med(r0) / rel_allow
+        _rtgt("relay of %s-byte messages between two mq-relayd over loopback, durable at both ends (%s) ≥ 0.8× what the disk allows a relay" % (
+            env.get("params", "").split("MSG_SIZE=")[-1].split()[0] if "MSG_SIZE=" in env.get("params", "") else "1024", conc_label(c0)),
+            "%s msg/s%s" % (fmt(med(r0)), " (capped: a partial figure)" if cap0 else ""), ref, fx(v) + " of it", False if cap0 else v >= 0.8)
+    else:
+        _rtgt("relay over loopback ≥ 0.8× what the disk allows a relay", "-", ref, "-", None)
+if relay_info.get("kill-n"):
+    ri = relay_info
+    n = int(ri["kill-n"])
+    ok = (ri.get("kill-done") == "1" and int(ri["kill-files"]) == n and int(ri["kill-distinct"]) == n and
+          int(ri["kill-missing"]) == 0 and int(ri["kill-extra"]) == 0 and int(ri["kill-left"]) == 0 and int(ri["kill-dead"]) == 0)
+    _rtgt("%d messages relayed while the receiver is killed (SIGKILL) and restarted %s times: every one arrives, none twice" % (n, ri["kill-kills"]),
+          "%s files in the receiver's new/, %s distinct ids; %s missing, %s twice, %s unknown; %s left at the sender, %s dead%s" % (
+              ri["kill-files"], ri["kill-distinct"], ri["kill-missing"], int(ri["kill-files"]) - int(ri["kill-distinct"]),
+              ri["kill-extra"], ri["kill-left"], ri["kill-dead"], "" if ri.get("kill-done") == "1" else " (stopped at KILL_CAP)"),
+          "killed at %s messages received; %.1f s in all" % (ri.get("kill-at") or "-", float(ri["kill-seconds"])),
+          "%s of %d" % (ri["kill-distinct"], n), ok)
+if relay_info.get("big-mb"):
+    ri = relay_info
+    if ri.get("big-skipped"):
+        _rtgt("one %s MiB message relayed with both daemons' resident memory flat" % ri["big-mb"], "skipped: " + ri["big-skipped"], "", "-", None)
+    else:
+        rx_, tx_ = [list(map(int, ri[k].split())) for k in ("big-rx", "big-tx")]
+        grow = max(rx_[4] - rx_[0], tx_[4] - tx_[0])
+        body_ok = int(ri["big-body"]) == int(ri["big-mb"]) * 1048576 and ri["big-files"] == "1" and ri["big-left"] == "0" and ri["big-done"] == "1"
+        _rtgt("one %s MiB message relayed (streamed): VmHWM after − VmRSS before ≤ %d MiB, for each daemon" % (ri["big-mb"], BIG_FLAT_KIB // 1024),
+              "receiver %d → %d KiB (VmHWM %d), sender %d → %d KiB (VmHWM %d)" % (rx_[0], rx_[3], rx_[4], tx_[0], tx_[3], tx_[4]),
+              "body arrived: %s (%s bytes); %.1f s" % ("yes" if body_ok else "NO", ri["big-body"], float(ri["big-relay-s"])),
+              "+%d KiB at most" % grow, grow <= BIG_FLAT_KIB and body_ok)
+
 # ------------------------------------------------------------------ writing ---
 L = []
 L.append("# spoolmq benchmark results")
@@ -418,7 +492,11 @@ else:
                  "mq-recv -n 0 -x /bin/true: %s; sh spawn floor: %s |" % (tp["n"], cell(tp), fmt(med(rate("mq-recv-x", "deq"))), fmt(med(rate("spawn-sh", "enq")))))
     if not (la or lc or tp):
         L.append("| mq-relayd | built, not measured in this run (section relayd not run) | |")
-L.append("| relay throughput (HTTP forward between two spools) | %s | |" % ("not yet built" if fwd != "built" else "built; not measured by bench/run yet"))
+_r1 = rate("relay-c%s" % RELAY_CONCS[0], "deq") if RELAY_CONCS else None
+L.append("| relay throughput (HTTP forward between two spools) | %s | |" % (
+    "not yet built" if fwd != "built" else
+    ("%s msgs/s (%s): see \"Relay between two mq-relayd\" below" % (cell(_r1), conc_label(RELAY_CONCS[0]))) if _r1 else
+    "built; not measured in this run (section relay not run)"))
 L.append("")
 # the soak (once per run) has its own heading and table: after the table above
 _soak = os.path.join(sys.argv[1], "soak.md")
@@ -470,6 +548,77 @@ if os.path.isdir(st_dir) and os.path.exists(os.path.join(st_dir, "counts")):
         L.append("For one-message commands the count includes process start-up (dynamic loader, locale).")
         L.append("")
 
+if RELAY_CONCS or relay_info:
+    L.append("## Relay between two mq-relayd (forward → listen over loopback)")
+    L.append("")
+    L.append("Measured by bench/run's relay section in the run above (%s; %s, %s cores, %s, %s; scratch: %s; "
+             "loadavg at start %s), beside the floors of the same repetitions. %s." % (
+                 env.get("date", "?"), env.get("cpu", "?"), env.get("cores", "?"), env.get("memory", "?"), env.get("kernel", "?"),
+                 env.get("scratch fs", "?"), env.get("loadavg at start", "?"), env.get("relay params", "")))
+    L.append("")
+    L.append("| target | figure | reference in this run | ratio | verdict |")
+    L.append("|---|---|---|---|---|")
+    for t in relay_targets:
+        L.append("| " + " | ".join(t) + " |")
+    L.append("")
+    L.append("| case | N | msgs/s, median [min-max] | ÷ what the disk allows | CPU µs/msg sender | CPU µs/msg receiver | peak RSS KiB sender / receiver |")
+    L.append("|---|---|---|---|---|---|---|")
+
+    def _us(v):
+        return "%.0f" % v if v is not None else "-"
+    if rel_fl:
+        L.append("| (a) sender's floor: claim + read + ack of on-disk files (floor.c synced, as for mq-recv -n 0 of a durable backlog) | %d | %s | %s | | | |" % (
+            rel_fl["n"], cell(rel_fl), fx(x(med(rel_fl), rel_allow))))
+    if rel_send:
+        L.append("| (b) receiver's: mq-send -l, durable (group commit), fresh spool | %d | %s | %s | %s | | %s |" % (
+            rel_send["n"], cell(rel_send), fx(x(med(rel_send), rel_allow)), _us(cpu_us("relay-send-l", "enq")), rss("relay-send-l", "enq") or "-"))
+    if rel_serial:
+        L.append("| for scale: (a) and (b) one after the other, 1/(1/a + 1/b): both sides' disk work on this one disk, not overlapped | - | %s | %s | | | |" % (
+            fmt(rel_serial), fx(x(rel_serial, rel_allow))))
+    if rel_fl_enq:
+        L.append("| for scale: that floor's enqueue (per 100: one syncfs + one fsync(new/)) | %d | %s | %s | | | |" % (
+            rel_fl_enq["n"], cell(rel_fl_enq), fx(x(med(rel_fl_enq), rel_allow))))
+    for c in RELAY_CONCS:
+        st = rate("relay-c%s" % c, "deq")
+        capn = [sk for sk in skipped if sk.startswith("capped: relay-c%s " % c)]
+        if not st:
+            L.append("| relay, %s | - | not measured | | | | |" % conc_label(c))
+            continue
+        L.append("| relay, %s: sender start → its last ack (all %s durable at the receiver)%s | %d | %s | %s | %s | %s | %s / %s |" % (
+            conc_label(c), "acked" if not capn else "counted", " — **capped**" if capn else "", st["n"], cell(st), fx(x(med(st), rel_allow)),
+            _us(cpu_us("relay-c%s" % c, "deq")), _us(cpu_us("relay-c%s-rx" % c, "deq")),
+            rss("relay-c%s" % c, "deq") or "-", rss("relay-c%s-rx" % c, "deq") or "-"))
+    L.append("")
+    L.append("What the disk allows a relay is the lesser of (a) and (b): the sender claims, reads and acks "
+             "messages that are on disk; the receiver writes and group-commits them. Both daemons run on this "
+             "one machine (2 cores here), so their CPU adds up; CPU = user + system time of each daemon "
+             "(/proc/PID/stat) over the relay, per message relayed.")
+    if relay_capped:
+        L.append("")
+        for sk in relay_capped:
+            L.append("- " + sk)
+    ri = relay_info
+    if ri.get("kill-n"):
+        L.append("")
+        L.append("Receiver killed and restarted (once per run): %s messages from an on-disk backlog, %s, with "
+                 "`backoff 50ms..500ms`; the receiver was sent SIGKILL when its new/ held %s messages and started again on the same "
+                 "port 0.3 s later. Ids checked against the sender's: the names in the receiver's new/. "
+                 "Sender log warnings (peer gone, retried): %s; files left in the receiver's tmp/ by killed transfers: %s." % (
+                     ri["kill-n"], conc_label(ri.get("kill-conc", "?")), ri.get("kill-at") or "-", ri.get("kill-warnings", "?"), ri.get("kill-tmp-left", "?")))
+    if ri.get("big-mb") and not ri.get("big-skipped"):
+        rx_, tx_ = [list(map(int, ri[k].split())) for k in ("big-rx", "big-tx")]
+        L.append("")
+        L.append("One %s MiB message (from /dev/zero, sent with `mq-send -d DIR big`: %.1f s, peak RSS %s KiB), relayed in %.1f s "
+                 "(%.0f MiB/s, from mq-send's exit to the sender's ack); %s MiB were free on the scratch fs:" % (
+                     ri["big-mb"], float(ri["big-send-s"]), ri["big-send-rss"], float(ri["big-relay-s"]),
+                     int(ri["big-mb"]) / float(ri["big-relay-s"]) if float(ri["big-relay-s"]) > 0 else 0, ri["big-free-mb"]))
+        L.append("")
+        L.append("| daemon | VmRSS before | VmHWM before | VmRSS peak (sampled / 50 ms) | VmRSS after | VmHWM after | VmHWM after − VmRSS before |")
+        L.append("|---|---|---|---|---|---|---|")
+        for name, v in (("receiver (listen)", rx_), ("sender (forward)", tx_)):
+            L.append("| %s | %d | %d | %d | %d | %d | %+d KiB |" % (name, v[0], v[1], v[2], v[3], v[4], v[4] - v[0]))
+    L.append("")
+
 L.append("## How it was measured")
 L.append("")
 L.append("""- One driver (bench/run), one run, rep-major repetitions; each figure is the median with [min-max].
@@ -511,3 +660,7 @@ w = [max(len(t[i]) for t in targets) for i in range(5)]
 print("\nHEADLINE (issue 5 targets; full report: %s)" % out)
 for t in targets:
     print("  " + "  ".join(t[i].ljust(w[i]) for i in range(5)).rstrip())
+if relay_targets:
+    print("RELAY")
+    for t in relay_targets:
+        print("  " + " | ".join(t))
