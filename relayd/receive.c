@@ -419,12 +419,13 @@ wanted_digest(struct req *rq)
 	rq->want[end + 1 - p] = '\0';
 }
 
+/* Answer with j (taken), dumped with jansson's flags. */
 static enum MHD_Result
-get_json(struct req *rq, json_t *j)
+answer_json(struct req *rq, int status, json_t *j, size_t flags)
 {
-	char *text = json_dumps(j, JSON_INDENT(2));
+	char *text = json_dumps(j, flags);
 	json_decref(j);
-	set_answer(rq, 200, "%s\n", text ? text : "{}");
+	set_answer(rq, status, "%s\n", text ? text : "{}");
 	free(text);
 	rq->type = "application/json";
 	return send_answer(rq);
@@ -435,9 +436,10 @@ serve_get(struct req *rq, const char *url)
 {
 	struct relayd *r = rq->s->rx->r;
 	if (strcmp(url, "/v1/health") == 0)
-		return get_json(rq, json_pack("{s:s, s:s}", "status", "ok", "name", r->name));
+		return answer_json(rq, 200, json_pack("{s:s, s:s}", "status", "ok", "name", r->name),
+		                   JSON_INDENT(2));
 	if (strcmp(url, "/v1/stats") == 0)
-		return get_json(rq, receive_stats_json(r));
+		return answer_json(rq, 200, receive_stats_json(r), JSON_INDENT(2));
 	if (strcmp(url, "/metrics") == 0) {
 		char *m = receive_metrics(r);
 		set_answer(rq, m ? 200 : 500, "%s", m ? m : "out of memory\n");
@@ -680,12 +682,7 @@ body_done(struct req *rq)
 	         spool_queue_name(rq->q), spool_batch_id(rq->b, 0));
 	json_t *j = rq->split ? json_pack("{s:o, s:I}", "ids", ids, "count", (json_int_t)n) :
 	                        json_pack("{s:s, s:o}", "id", spool_batch_id(rq->b, 0), "ids", ids);
-	char *text = json_dumps(j, 0);
-	json_decref(j);
-	set_answer(rq, 201, "%s\n", text ? text : "{}");
-	free(text);
-	rq->type = "application/json";
-	return send_answer(rq);
+	return answer_json(rq, 201, j, 0);
 }
 
 static enum MHD_Result
