@@ -282,7 +282,7 @@ relay_targets = []
 
 
 def conc_label(c):
-    return "the daemon's default concurrency (no concurrency line)" if c == "default" else "forward concurrency %s" % c
+    return "the forward's default concurrency" if c == "default" else "forward concurrency %s" % c
 
 
 rel_serial = 1 / (1 / med(rel_fl) + 1 / med(rel_send)) if rel_fl and rel_send else None
@@ -649,7 +649,12 @@ L.append("""- One driver (bench/run), one run, rep-major repetitions; each figur
   reuse (above): the churned rows. The recycling floor (ack renames into free/, send overwrites a
   file from free/) avoids both and shows what such a design would reach.
 - The machine is a shared 2-core VM with a virtio disk behind a write-back cache: compare ratios
-  within this run, not absolute figures across runs.""")
+  within this run, not absolute figures across runs.
+- Relay: two mq-relayd on 127.0.0.1 (a free port), each with its own spool in its own case
+  directory on the scratch file system; the sender's backlog is written durably first; the
+  figure runs from the sender's start to its last ack, then the receiver's new/ must hold every
+  id once. Its floors, (a) floor.c synced (claim + read + ack of on-disk files) and (b) mq-send -l,
+  run at the same N in the same repetition. Daemons are stopped by PID on every exit path.""")
 L.append("")
 
 with open(out, "w") as f:
