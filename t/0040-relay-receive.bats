@@ -794,3 +794,44 @@ EOF
 	[ "$CODE" = 201 ]
 	[ "$(name_id "$(only_file q new)")" = "$id" ]
 }
+
+# ---- a full disk ----
+
+@test "receive: a disk that fills during an upload is 507 with Retry-After, nothing half-written" {
+	[ "$(id -u)" -eq 0 ] || skip "needs root to mount a tmpfs"
+	SMALL="$BATS_TEST_TMPDIR/small"
+	mkdir "$SMALL"
+	mount -t tmpfs -o size=1m tmpfs "$SMALL" 2>/dev/null || {
+		SMALL=
+		skip "mount does not work here"
+	}
+	export MQ_SPOOL="$SMALL"
+	start_receiver
+	local id
+	id=$(new_id)
+	{
+		printf 'Id: %s\nDate: 2026-12-01T00:00:00.000Z\n\n' "$id"
+		head -c 2097152 /dev/urandom
+	} >"$T/big"
+	put q "$id" "$T/big"
+	[ "$CODE" = 507 ]
+	[ -n "$(resp_header Retry-After)" ]
+	stored_nothing q
+	head_is 404 q "$id"
+	# the space is usable again: a small one is stored
+	id=$(new_id)
+	message "$id" $'small\n' >"$T/little"
+	put q "$id" "$T/little"
+	[ "$CODE" = 201 ]
+	[ "$(count q new)" -eq 1 ]
+}
+
+teardown() {
+	if [ -n "${SMALL:-}" ] && mountpoint -q "$SMALL"; then
+		# the daemon holds the spool open: stop it first
+		relayd_teardown
+		umount "$SMALL"
+	else
+		relayd_teardown
+	fi
+}
