@@ -29,6 +29,20 @@ scaled(const char *s, const char *const units[], const int64_t mult[], int64_t d
 	char *end;
 	if (!s || !isdigit((unsigned char)*s))
 		return -1;
+	/* digits, a fraction, a unit: nothing of C's float syntax (0x10,
+	 * 0x1p4, 1e3, inf) gets to strtod */
+	const char *p = s;
+	while (isdigit((unsigned char)*p))
+		p++;
+	if (*p == '.') {
+		if (!isdigit((unsigned char)p[1]))
+			return -1;
+		for (p++; isdigit((unsigned char)*p);)
+			p++;
+	}
+	for (const char *u = p; *u; u++)
+		if (!isalpha((unsigned char)*u))
+			return -1;
 	errno = 0;
 	double v = strtod(s, &end);
 	if (errno || end == s)

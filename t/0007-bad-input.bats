@@ -253,3 +253,26 @@ bad_header() { # HEADER: mq-send -H HEADER exits 64 and writes nothing
 	check_error mq-peek
 	[ "$(cat "$MQ_SPOOL/fileq")" = "not a queue" ]
 }
+
+@test "a duration is digits, a fraction and a unit: C's float syntax is refused everywhere" {
+	local d
+	for d in 0x10 0x1p4 1e3 1E3 inf nan 2.s .5s '1 s'; do
+		run --separate-stderr -64 mq-send --delay "$d" q <<<"x"
+		check_error mq-send
+		run --separate-stderr -64 mq-recv -w "$d" q
+		check_error mq-recv
+	done
+	[ ! -d "$MQ_SPOOL/q/new" ] || [ "$(count q new)" -eq 0 ]
+	# in a queue's config and in mq-relayd.conf the same: 78 naming the line
+	config q 'lease = 0x10'
+	run --separate-stderr -78 mq-send q <<<"x"
+	[[ $stderr == *"config"* ]]
+	printf 'spool %s\nconsume q true\n\ttimeout 1e3\n' "$MQ_SPOOL" >"$BATS_TEST_TMPDIR/r.conf"
+	run --separate-stderr -78 mq-relayd -n -c "$BATS_TEST_TMPDIR/r.conf"
+	[[ $stderr == *"r.conf:3:"* ]]
+	# what the pages document still reads
+	rm "$MQ_SPOOL/q/config"
+	for d in 90 30s 250ms 1.5h 5m 7d 2w; do
+		run -0 mq-send --delay "$d" q <<<"x"
+	done
+}
