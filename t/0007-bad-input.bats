@@ -204,13 +204,7 @@ bad_header() { # HEADER: mq-send -H HEADER exits 64 and writes nothing
 }
 
 @test "a disk full during send exits 75 and leaves nothing in new/" {
-	[ "$(id -u)" -eq 0 ] || skip "needs root to mount a tmpfs"
-	SMALL="$BATS_TEST_TMPDIR/small"
-	mkdir "$SMALL"
-	mount -t tmpfs -o size=1m tmpfs "$SMALL" 2>/dev/null || {
-		SMALL=
-		skip "mount does not work here"
-	}
+	small_disk
 	head -c 2097152 /dev/urandom >"$BATS_TEST_TMPDIR/big"
 	run --separate-stderr -75 mq-send -d "$SMALL" q <"$BATS_TEST_TMPDIR/big"
 	check_error mq-send

@@ -798,13 +798,7 @@ EOF
 # ---- a full disk ----
 
 @test "receive: a disk that fills during an upload is 507 with Retry-After, nothing half-written" {
-	[ "$(id -u)" -eq 0 ] || skip "needs root to mount a tmpfs"
-	SMALL="$BATS_TEST_TMPDIR/small"
-	mkdir "$SMALL"
-	mount -t tmpfs -o size=1m tmpfs "$SMALL" 2>/dev/null || {
-		SMALL=
-		skip "mount does not work here"
-	}
+	small_disk
 	export MQ_SPOOL="$SMALL"
 	start_receiver
 	local id

@@ -185,3 +185,15 @@ snapshot() {
 	find "$BATS_TEST_TMPDIR" ! -name 'separate-stderr-*' ! -name '.bg-pids' |
 		LC_ALL=C sort
 }
+
+# small_disk: a 1 MiB tmpfs at $SMALL, for a disk that fills (root only: the
+# test is skipped elsewhere).  The test's teardown unmounts it.
+small_disk() {
+	[ "$(id -u)" -eq 0 ] || skip "needs root to mount a tmpfs"
+	SMALL="$BATS_TEST_TMPDIR/small"
+	mkdir "$SMALL"
+	mount -t tmpfs -o size=1m tmpfs "$SMALL" 2>/dev/null || {
+		SMALL=
+		skip "mount does not work here"
+	}
+}
