@@ -70,7 +70,7 @@ bin/%: bin/%.c lib/libspool.a $(LIB_HDRS)
 bin/mq-relayd: $(RELAYD_SRCS) $(RELAYD_HDRS) lib/libspool.a $(LIB_HDRS)
 	$(CC) $(ALL_CFLAGS) -Irelayd $(JANSSON_CFLAGS) $(CURL_CFLAGS) $(MHD_CFLAGS) $(CRYPTO_CFLAGS) \
 	    -o $@ $(RELAYD_SRCS) lib/libspool.a $(LDFLAGS) \
-	    $(JANSSON_LIBS) $(CURL_LIBS) $(MHD_LIBS) $(CRYPTO_LIBS)
+	    $(JANSSON_LIBS) $(CURL_LIBS) $(MHD_LIBS) $(CRYPTO_LIBS) -pthread
 
 deps:
 	@contrib/install-deps

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "spool_priv.h"
@@ -41,9 +42,38 @@ struct spool_import {
 	int64_t body;          /* body bytes so far */
 	bool ended, tmp_left;  /* ended: whole and checked; tmp_left: tmp/ file exists */
 	char digest[128];      /* stored in the marker */
+	char hopline[600];     /* the Hop lines and the blank line, written after the head */
+	uint64_t commits;      /* q->commits when it began: a later commit may hold its id */
 	int result;            /* after commit: 1 stored, 0 already held, -1 failed */
 	struct spool_err err;
 };
+
+/* A marker is received/ID (section 6.11 of spool-layout.md): a file whose
+ * mtime is when ID was received, holding lines "ID DIGEST" for the ids of
+ * one commit (each such id a hard link to the one file), a lone "DIGEST"
+ * (one marker per file), or nothing (marked by a repair). */
+static void
+marker_digest(int fd, const struct stat *st, const char *id, char *digest, size_t len)
+{
+	size_t size = st->st_size > 0 && st->st_size < (1 << 24) ? (size_t)st->st_size : 0;
+	char *buf = size ? malloc(size + 1) : NULL;
+	if (!buf)
+		return;
+	ssize_t r = pread(fd, buf, size, 0);
+	buf[r > 0 ? r : 0] = '\0';
+	for (char *p = buf, *nl; *p; p = nl ? nl + 1 : p + strlen(p)) {
+		if ((nl = strchr(p, '\n')))
+			*nl = '\0';
+		char *sp = strchr(p, ' ');
+		if (!sp || (sp - p == ULID_LEN && memcmp(p, id, ULID_LEN) == 0)) {
+			snprintf(digest, len, "%s", sp ? sp + 1 : p);
+			break;
+		}
+		if (!nl)
+			break;
+	}
+	free(buf);
+}
 
 static int
 held_at(spool_queue *q, const char *id, char *digest, size_t len)
@@ -58,11 +88,8 @@ held_at(spool_queue *q, const char *id, char *digest, size_t len)
 	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
 		int64_t when = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
 		held = when + q->cfg.dedup_window > spool_now();
-		if (held && digest && len) {
-			ssize_t r = read(fd, digest, len - 1);
-			digest[r > 0 ? r : 0] = '\0';
-			digest[strcspn(digest, "\n")] = '\0';
-		}
+		if (held && digest && len)
+			marker_digest(fd, &st, id, digest, len);
 	}
 	close(fd);
 	return held;
@@ -103,6 +130,7 @@ spool_import_new(spool_queue *q, const char *id, const char *hop, const char *fr
 	}
 	im->q = q;
 	im->fd = -1;
+	im->commits = q->commits;
 	strcpy(im->n.id, id);
 	im->n.t = spool_now();
 	name_format(im->tmpname, sizeof im->tmpname, &im->n);
@@ -176,14 +204,45 @@ head_done(spool_import *im, size_t len, struct spool_err *e)
 	if (fromlen && hoplen && fromlen == hoplen && memcmp(im->from, im->hop, hoplen) == 0)
 		return spool_fail(e, EX_PROTOCOL, "loop: %s comes from %s itself", im->n.id, im->hop);
 	/* names are at most 200 bytes (conf.c, and what a receiver takes as Mq-Relay) */
-	char line[600];
+	char *line = im->hopline;
+	size_t size = sizeof im->hopline;
 	int n = 0;
 	if (fromlen && !im->from_seen)
-		n += snprintf(line, sizeof line, "Hop: %.200s\n", im->from);
-	n += hoplen ? snprintf(line + n, sizeof line - n, "Hop: %.200s\n\n", im->hop) :
-	              snprintf(line + n, sizeof line - n, "\n");
-	if (write_all(im->fd, im->head, len - 1) != 0 || write_all(im->fd, line, (size_t)n) != 0)
-		return spool_fail_errno(e, errno, "write %s/tmp/%s", im->q->path, im->tmpname);
+		n += snprintf(line, size, "Hop: %.200s\n", im->from);
+	n += hoplen ? snprintf(line + n, size - n, "Hop: %.200s\n\n", im->hop) :
+	              snprintf(line + n, size - n, "\n");
+	return 0;
+}
+
+/* All of v (n pieces) to fd. */
+static int
+writev_all(int fd, struct iovec *v, int n)
+{
+	while (n > 0) {
+		ssize_t w = writev(fd, v, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		for (; n > 0 && (size_t)w >= v->iov_len; v++, n--)
+			w -= (ssize_t)v->iov_len;
+		if (n > 0) {
+			v->iov_base = (char *)v->iov_base + w;
+			v->iov_len -= (size_t)w;
+		}
+	}
+	return 0;
+}
+
+static int
+body_fits(spool_import *im, size_t n, struct spool_err *e)
+{
+	im->body += (int64_t)n;
+	if (im->body > im->q->cfg.max_size)
+		return spool_fail(e, EX_DATAERR,
+		                  "message over the size limit of queue %s (max-size %lld bytes)",
+		                  im->q->name, (long long)im->q->cfg.max_size);
 	return 0;
 }
 
@@ -228,19 +287,27 @@ spool_import_write(spool_import *im, const void *buf, size_t n, struct spool_err
 		/* what came after the blank line is body */
 		size_t rest_in_head = im->headlen - blen;
 		size_t used = take - rest_in_head; /* bytes of buf that were header */
+		p += used;
+		n -= used;
+		if (body_fits(im, n, e) != 0)
+			return -1;
+		/* the header block without its blank line, our Hop lines, and
+		 * the body that came with it: one write */
+		struct iovec v[3] = {{im->head, blen - 1},
+		                     {im->hopline, strlen(im->hopline)},
+		                     {(void *)p, n}};
+		int rc = writev_all(im->fd, v, n ? 3 : 2);
 		free(im->head);
 		im->head = NULL;
 		im->in_body = true;
-		p += used;
-		n -= used;
+		if (rc != 0)
+			return spool_fail_errno(e, errno, "write %s/tmp/%s", im->q->path, im->tmpname);
+		return 0;
 	}
 	if (!n)
 		return 0;
-	im->body += (int64_t)n;
-	if (im->body > im->q->cfg.max_size)
-		return spool_fail(e, EX_DATAERR,
-		                  "message over the size limit of queue %s (max-size %lld bytes)",
-		                  im->q->name, (long long)im->q->cfg.max_size);
+	if (body_fits(im, n, e) != 0)
+		return -1;
 	if (write_all(im->fd, p, n) != 0)
 		return spool_fail_errno(e, errno, "write %s/tmp/%s", im->q->path, im->tmpname);
 	return 0;
@@ -295,6 +362,16 @@ first_of_queue(spool_import *const *v, size_t i)
 	return true;
 }
 
+/* No import before v[i] of its queue has a result of at least min. */
+static bool
+first_stored(spool_import *const *v, size_t i, int min)
+{
+	for (size_t k = 0; k < i; k++)
+		if (v[k]->q == v[i]->q && v[k]->result >= min)
+			return false;
+	return true;
+}
+
 static void
 fail_queue(spool_import *const *v, size_t n, spool_queue *q, int err, const char *what)
 {
@@ -303,8 +380,18 @@ fail_queue(spool_import *const *v, size_t n, spool_queue *q, int err, const char
 			failed(v[i], err, what);
 }
 
+static void mark_received(spool_import *const *v, size_t n, size_t first);
+static int marker_file(spool_queue *q, const char *path, const char *buf, size_t len);
+
 void
 spool_import_commit(spool_import *const *v, size_t n)
+{
+	spool_import_sync(v, n);
+	spool_import_publish(v, n);
+}
+
+void
+spool_import_sync(spool_import *const *v, size_t n)
 {
 	bool many = n > KEEP_FDS;
 	/* 1: the data of every file */
@@ -325,6 +412,11 @@ spool_import_commit(spool_import *const *v, size_t n)
 			failed(im, errno, "fsync");
 		}
 	}
+}
+
+void
+spool_import_publish(spool_import *const *v, size_t n)
+{
 	/* 2: into new/, once per id (a transfer retried while the first was in
 	 * flight), within max-length (checked again here, under the queue's
 	 * lock as mq-send does: requests admitted together must not overrun it) */
@@ -348,7 +440,8 @@ spool_import_commit(spool_import *const *v, size_t n)
 			int64_t ready = queue_ready(im->q, NULL);
 			room = ready < 0 ? 0 : im->q->cfg.max_length - ready;
 		}
-		bool dup = held_at(im->q, im->n.id, NULL, 0);
+		/* a marker made since it began (its own check found none then) */
+		bool dup = im->commits != im->q->commits && held_at(im->q, im->n.id, NULL, 0);
 		for (size_t k = 0; k < i && !dup; k++)
 			dup = v[k]->result > 0 && v[k]->q == im->q && strcmp(v[k]->n.id, im->n.id) == 0;
 		if (dup) {
@@ -387,29 +480,76 @@ spool_import_commit(spool_import *const *v, size_t n)
 			 * but the sender must not take it as done (it sends again) */
 			fail_queue(v, n, v[i]->q, errno, "fsync new/ of");
 		}
+	for (size_t i = 0; i < n; i++)
+		if (first_stored(v, i, -1))
+			v[i]->q->commits++;
 	/* 3: the markers, once the messages are durable.  Not synced: they
 	 * only matter to a retry of a transfer whose answer was lost, and
 	 * outlive a crash of the process; a power loss in the next seconds may
 	 * cost such a retry a second copy (at least once, never lost). */
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n; i++)
+		if (v[i]->result > 0 && first_stored(v, i, 1))
+			mark_received(v, n, i);
+}
+
+/* received/ID for each import stored into the queue of v[first]: one file
+ * holding a line "ID DIGEST" for each, and a hard link to it for every id
+ * but the first (a directory entry each, not a file each). */
+static void
+mark_received(spool_import *const *v, size_t n, size_t first)
+{
+	spool_queue *q = v[first]->q;
+	size_t cap = 0, len = 0;
+	for (size_t i = first; i < n; i++)
+		if (v[i]->q == q && v[i]->result > 0)
+			cap += ULID_LEN + strlen(v[i]->digest) + 2;
+	char *buf = malloc(cap + 1);
+	if (!buf)
+		return; /* the messages stand; only a retry's dedup is weaker */
+	for (size_t i = first; i < n; i++)
+		if (v[i]->q == q && v[i]->result > 0)
+			len += (size_t)sprintf(buf + len, "%s %s\n", v[i]->n.id, v[i]->digest);
+	char file[16 + ULID_LEN] = "";
+	for (size_t i = first; i < n; i++) {
 		spool_import *im = v[i];
-		if (im->result <= 0)
+		if (im->q != q || im->result <= 0)
 			continue;
 		char path[16 + ULID_LEN];
 		snprintf(path, sizeof path, "received/%s", im->n.id);
-		int flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW;
-		int fd = openat(im->q->fd, path, flags, 0666);
-		if (fd < 0 && errno == ENOENT && mkdirat(im->q->fd, "received", 0777) == 0) {
-			fsync_dir(im->q->fd);
-			fd = openat(im->q->fd, path, flags, 0666);
+		for (int tries = 0; tries < 2; tries++) {
+			if (file[0] && linkat(q->fd, file, q->fd, path, 0) == 0)
+				break;
+			if (file[0] && errno == EEXIST) {
+				/* an expired marker of the same id: its file may be
+				 * another commit's, so it is replaced, never rewritten */
+				unlinkat(q->fd, path, 0);
+				continue;
+			}
+			/* the first, or the file is at its link limit: a new file */
+			if (marker_file(q, path, buf, len) == 0)
+				snprintf(file, sizeof file, "%s", path);
+			break;
 		}
-		if (fd < 0)
-			continue; /* the message stands; only a retry's dedup is weaker */
-		char line[sizeof im->digest + 1];
-		int len = snprintf(line, sizeof line, "%s\n", im->digest);
-		write_all(fd, line, (size_t)len);
-		close(fd);
 	}
+	free(buf);
+}
+
+static int
+marker_file(spool_queue *q, const char *path, const char *buf, size_t len)
+{
+	int flags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW;
+	int fd = openat(q->fd, path, flags, 0666);
+	if (fd < 0 && errno == EEXIST && unlinkat(q->fd, path, 0) == 0)
+		fd = openat(q->fd, path, flags, 0666);
+	if (fd < 0 && errno == ENOENT && mkdirat(q->fd, "received", 0777) == 0) {
+		fsync_dir(q->fd);
+		fd = openat(q->fd, path, flags, 0666);
+	}
+	if (fd < 0)
+		return -1;
+	int rc = write_all(fd, buf, len);
+	close(fd);
+	return rc;
 }
 
 struct have {

@@ -152,6 +152,12 @@ int spool_import_end(spool_import *im, const char *digest, struct spool_err *e);
 /* Make the ended imports durable in new/ and mark their ids received, one
  * sync for all of them (group commit); each then has its own result. */
 void spool_import_commit(spool_import *const *v, size_t n);
+/* The two halves of spool_import_commit, for a caller that waits for the
+ * data sync elsewhere (mq-relayd does it in a thread, so that its loop goes
+ * on taking requests): sync touches only v's imports and their files, and
+ * publish must follow it, with the same v. */
+void spool_import_sync(spool_import *const *v, size_t n);
+void spool_import_publish(spool_import *const *v, size_t n);
 /* 1 stored, 0 not stored because the id was already held, -1 failed (e). */
 int spool_import_result(const spool_import *im, struct spool_err *e);
 const char *spool_import_id(const spool_import *im);

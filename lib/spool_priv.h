@@ -55,6 +55,7 @@ struct spool_queue {
 	bool hint_tried;       /* QUEUE/.head was read (once per process) */
 	bool hint_seen;        /* a QUEUE/.head exists, as far as we know */
 	int64_t next_lease;    /* earliest live lease seen by the last reap */
+	uint64_t commits;      /* import commits into it by this process (import.c) */
 };
 
 struct spool_msg {

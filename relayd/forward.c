@@ -31,6 +31,7 @@
 #include "relayd.h"
 
 #define DIGEST_MAX (64 << 20) /* larger files are sent without Content-Digest (one read, not two) */
+#define BODY_INLINE (60 << 10) /* files up to this are read once and sent with the request head */
 #define EXPECT_MIN (1 << 20)  /* from this size, ask before sending the body (Expect: 100-continue) */
 #define PAUSE_FOR (60 * 1000) /* 401/403: try again after this long, or on SIGHUP */
 #define CONNECT_TIMEOUT 10000
@@ -64,6 +65,7 @@ struct xfer {
 	CURL *h;
 	int fd;
 	off_t size, off;
+	char *body;             /* the whole file, when it is small (BODY_INLINE) */
 	struct curl_slist *hdrs;
 	char resp[200];         /* the answer's first line */
 	size_t resplen;
@@ -165,6 +167,26 @@ read_body(char *buf, size_t size, size_t n, void *arg)
 	return (size_t)r;
 }
 
+/* A small file whole into x->body: -1 with errno when it cannot be read. */
+static int
+read_whole(struct xfer *x)
+{
+	if (!(x->body = malloc(x->size ? (size_t)x->size : 1)))
+		return -1;
+	for (off_t off = 0; off < x->size;) {
+		ssize_t r = pread(x->fd, x->body + off, (size_t)(x->size - off), off);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			if (r == 0)
+				errno = EIO; /* shorter than it was: not a message to send */
+			return -1;
+		}
+		off += r;
+	}
+	return 0;
+}
+
 static size_t
 keep_answer(char *p, size_t size, size_t n, void *arg)
 {
@@ -191,9 +213,10 @@ header_line(char *p, size_t size, size_t n, void *arg)
 	return len;
 }
 
-/* The message file's sha-256 as RFC 9530 wants it. */
+/* The message file's sha-256 as RFC 9530 wants it: of mem (size bytes)
+ * when it is not NULL, else read from fd. */
 static int
-digest_file(int fd, off_t size, char *out, size_t len)
+digest_file(int fd, off_t size, const char *mem, char *out, size_t len)
 {
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	char buf[65536];
@@ -201,6 +224,8 @@ digest_file(int fd, off_t size, char *out, size_t len)
 	int rc = -1;
 	if (!md || !EVP_DigestInit_ex(md, EVP_sha256(), NULL))
 		goto out;
+	if (mem)
+		EVP_DigestUpdate(md, mem, (size_t)size), off = size;
 	while (off < size) {
 		ssize_t r = pread(fd, buf, sizeof buf, off);
 		if (r < 0 && errno == EINTR)
@@ -231,8 +256,8 @@ xfer_free(struct xfer *x)
 		curl_easy_cleanup(x->h);
 	}
 	curl_slist_free_all(x->hdrs);
-	if (x->fd >= 0)
-		close(x->fd);
+	free(x->body);
+	closer_put(x->fd); /* after an ack this frees the file's blocks */
 	spool_msg_free(x->m);
 	work_remove(r, &x->w);
 	free(x);
@@ -414,6 +439,12 @@ forward_start(struct relayd *r, struct consumer *c, spool_msg *m)
 		return;
 	}
 	x->size = st.st_size;
+	if (x->size <= BODY_INLINE && read_whole(x) != 0) {
+		logmsg(LOG_ERR, "%s: %s: cannot read %s: %s", c->queue, spool_msg_id(m),
+		       spool_msg_path(m), strerror(errno));
+		xfer_free(x);
+		return;
+	}
 	if (!(x->h = curl_easy_init())) {
 		spool_release(m, &e);
 		xfer_free(x);
@@ -422,10 +453,19 @@ forward_start(struct relayd *r, struct consumer *c, spool_msg *m)
 	}
 	snprintf(line, sizeof line, "%s/v1/queues/%s/messages/%s", c->url, c->to, spool_msg_id(m));
 	curl_easy_setopt(x->h, CURLOPT_URL, line);
-	curl_easy_setopt(x->h, CURLOPT_UPLOAD, 1L);
-	curl_easy_setopt(x->h, CURLOPT_READFUNCTION, read_body);
-	curl_easy_setopt(x->h, CURLOPT_READDATA, x);
-	curl_easy_setopt(x->h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)x->size);
+	if (x->body) {
+		/* in the same send as the request head (libcurl does that for
+		 * bodies under 64 KiB given this way): one write and one segment
+		 * a message, where a read callback costs a second of each */
+		curl_easy_setopt(x->h, CURLOPT_CUSTOMREQUEST, "PUT");
+		curl_easy_setopt(x->h, CURLOPT_POSTFIELDS, x->body);
+		curl_easy_setopt(x->h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->size);
+	} else {
+		curl_easy_setopt(x->h, CURLOPT_UPLOAD, 1L);
+		curl_easy_setopt(x->h, CURLOPT_READFUNCTION, read_body);
+		curl_easy_setopt(x->h, CURLOPT_READDATA, x);
+		curl_easy_setopt(x->h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)x->size);
+	}
 	curl_easy_setopt(x->h, CURLOPT_WRITEFUNCTION, keep_answer);
 	curl_easy_setopt(x->h, CURLOPT_WRITEDATA, x);
 	curl_easy_setopt(x->h, CURLOPT_HEADERFUNCTION, header_line);
@@ -456,7 +496,7 @@ forward_start(struct relayd *r, struct consumer *c, spool_msg *m)
 	}
 	snprintf(line, sizeof line, "Mq-Relay: %s", r->name); /* the receiver's Hop before its own */
 	h = curl_slist_append(h, line);
-	if (x->size <= DIGEST_MAX && digest_file(x->fd, x->size, line, sizeof line) == 0)
+	if (x->size <= DIGEST_MAX && digest_file(x->fd, x->size, x->body, line, sizeof line) == 0)
 		h = curl_slist_append(h, line);
 	x->hdrs = h;
 	curl_easy_setopt(x->h, CURLOPT_HTTPHEADER, h);

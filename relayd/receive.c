@@ -78,6 +78,7 @@ struct req {
 
 struct cached_queue {
 	spool_queue *q;
+	unsigned long checked;  /* the pass that last found it not stale */
 	struct cached_queue *next;
 };
 
@@ -89,6 +90,11 @@ struct receiver {
 	struct cached_queue *stale;  /* replaced while requests may hold them: freed at stop */
 	struct req *pending;    /* bodies complete, waiting for the group commit */
 	size_t npending;
+	struct offload *sync;   /* the thread of the commits' data sync (NULL: none) */
+	struct req *syncing;    /* the group being committed */
+	spool_import **sv;      /* its imports, in arrival order */
+	size_t sn;
+	unsigned long pass;     /* loop passes: a queue is checked once a pass */
 	long long by_status[6]; /* answers by class: 1xx..5xx */
 };
 
@@ -324,8 +330,12 @@ queue_get(struct receiver *rx, const char *name, int flags, struct spool_err *e)
 		struct cached_queue *c = *p;
 		if (strcmp(spool_queue_name(c->q), name) != 0)
 			continue;
-		if (!spool_queue_stale(c->q))
+		if (c->checked == rx->pass)
 			return c->q;
+		if (!spool_queue_stale(c->q)) {
+			c->checked = rx->pass;
+			return c->q;
+		}
 		/* removed or replaced under us: open it again (requests may still
 		 * hold the old one, so it is kept until the end) */
 		*p = c->next;
@@ -347,6 +357,7 @@ queue_get(struct receiver *rx, const char *name, int flags, struct spool_err *e)
 		logmsg(LOG_ERR, "%s: %s", name, re.msg);
 	else if (made) /* after a crash, or messages that came by POST or mq-send */
 		logmsg(LOG_INFO, "%s: %ld held messages had no received/ marker: marked", name, made);
+	c->checked = rx->pass;
 	c->next = rx->queues;
 	rx->queues = c;
 	return c->q;
@@ -775,50 +786,95 @@ on_commit(void *arg)
 	receive_pass(arg);
 }
 
+/* The commit of the requests on rx->syncing (the imports in rx->sv) is
+ * done: answer each, and resume its connection. */
+static void
+answer_commit(struct receiver *rx)
+{
+	struct relayd *r = rx->r;
+	spool_import **v = rx->sv;
+	if (v)
+		spool_import_publish(v, rx->sn);
+	for (struct req *rq = rx->syncing, *next; rq; rq = next) {
+		next = rq->next;
+		struct spool_err e = {0};
+		int res = v ? spool_import_result(rq->im, &e) : -1;
+		if (!v)
+			spool_fail(&e, EX_OSERR, "out of memory");
+		if (res > 0) {
+			r->n.received++;
+			set_answer(rq, 201, "stored %s\n", spool_import_id(rq->im));
+			snprintf(rq->location, sizeof rq->location, "/v1/queues/%s/messages/%s",
+			         spool_queue_name(rq->q), spool_import_id(rq->im));
+		} else if (res == 0) {
+			set_answer(rq, 200, "%s is held already\n", spool_import_id(rq->im));
+		} else {
+			logmsg(LOG_ERR, "%s: receive %s: %s", spool_queue_name(rq->q),
+			       spool_import_id(rq->im), e.msg);
+			answer_err(rq, &e);
+		}
+		rq->next = NULL;
+		MHD_resume_connection(rq->conn);
+	}
+	free(v);
+	rx->sv = NULL, rx->sn = 0;
+	rx->syncing = NULL;
+}
+
+static void
+sync_imports(void *arg)
+{
+	struct receiver *rx = arg;
+	spool_import_sync(rx->sv, rx->sn);
+}
+
+/* Start the commit of what waits on rx->pending: its data sync in the
+ * sync thread when there is one (the loop goes on taking requests; the
+ * next group waits for this one's end), else here and now. */
+static void
+start_commit(struct receiver *rx)
+{
+	rx->syncing = rx->pending;
+	rx->sn = 0;
+	if ((rx->sv = calloc(rx->npending, sizeof *rx->sv)))
+		for (struct req *rq = rx->pending; rq; rq = rq->next)
+			rx->sv[rx->sn++] = rq->im;
+	rx->pending = NULL;
+	rx->npending = 0;
+	/* the list is newest first: commit in arrival order */
+	for (size_t i = 0; i < rx->sn / 2; i++) {
+		spool_import *t = rx->sv[i];
+		rx->sv[i] = rx->sv[rx->sn - 1 - i], rx->sv[rx->sn - 1 - i] = t;
+	}
+	if (rx->sync && rx->sv) {
+		offload_run(rx->sync, sync_imports, rx);
+		return;
+	}
+	if (rx->sv)
+		spool_import_sync(rx->sv, rx->sn);
+	answer_commit(rx);
+}
+
+static void
+on_synced(void *arg)
+{
+	struct receiver *rx = arg;
+	answer_commit(rx);
+	if (rx->pending)
+		start_commit(rx);
+	for (struct server *s = rx->servers; s; s = s->next)
+		server_run(s);
+}
+
 void
 receive_pass(struct relayd *r)
 {
 	struct receiver *rx = r->rx;
 	if (!rx)
 		return;
-	if (rx->pending) {
-		spool_import **v = calloc(rx->npending, sizeof *v);
-		size_t n = 0;
-		if (v)
-			for (struct req *rq = rx->pending; rq; rq = rq->next)
-				v[n++] = rq->im;
-		/* the list is newest first: commit in arrival order */
-		for (size_t i = 0; i < n / 2; i++) {
-			spool_import *t = v[i];
-			v[i] = v[n - 1 - i], v[n - 1 - i] = t;
-		}
-		if (v)
-			spool_import_commit(v, n);
-		free(v);
-		for (struct req *rq = rx->pending, *next; rq; rq = next) {
-			next = rq->next;
-			struct spool_err e = {0};
-			int res = v ? spool_import_result(rq->im, &e) : -1;
-			if (!v)
-				spool_fail(&e, EX_OSERR, "out of memory");
-			if (res > 0) {
-				r->n.received++;
-				set_answer(rq, 201, "stored %s\n", spool_import_id(rq->im));
-				snprintf(rq->location, sizeof rq->location, "/v1/queues/%s/messages/%s",
-				         spool_queue_name(rq->q), spool_import_id(rq->im));
-			} else if (res == 0) {
-				set_answer(rq, 200, "%s is held already\n", spool_import_id(rq->im));
-			} else {
-				logmsg(LOG_ERR, "%s: receive %s: %s", spool_queue_name(rq->q),
-				       spool_import_id(rq->im), e.msg);
-				answer_err(rq, &e);
-			}
-			rq->next = NULL;
-			MHD_resume_connection(rq->conn);
-		}
-		rx->pending = NULL;
-		rx->npending = 0;
-	}
+	rx->pass++;
+	if (rx->pending && !(rx->sync && offload_busy(rx->sync)))
+		start_commit(rx);
 	for (struct server *s = rx->servers; s; s = s->next)
 		server_run(s);
 }
@@ -988,6 +1044,8 @@ receive_start(struct relayd *r, struct spool_err *e)
 		return spool_fail(e, EX_OSERR, "out of memory");
 	r->rx->r = r;
 	loop_timer_init(&r->rx->commit, on_commit, r);
+	if (!(r->rx->sync = offload_new(r->loop, on_synced, r->rx)))
+		logmsg(LOG_WARNING, "no sync thread (%s): commits wait in the loop", strerror(errno));
 	for (const struct listener *l = r->conf.listeners; l; l = l->next)
 		if (server_start(r->rx, l, e) != 0)
 			return -1;
@@ -1078,6 +1136,13 @@ receive_stop(struct relayd *r)
 	struct receiver *rx = r->rx;
 	if (!rx)
 		return;
+	if (rx->sync) {
+		offload_wait(rx->sync);
+		if (rx->syncing || rx->sv)
+			answer_commit(rx);
+		offload_free(rx->sync);
+		rx->sync = NULL;
+	}
 	for (struct server *s = rx->servers, *n; s; s = n) {
 		n = s->next;
 		server_free(r, s);

@@ -151,6 +151,19 @@ void *forward_state_json(const struct consumer *c);
 void forward_metrics(struct relayd *r, void *f);
 
 /* receive.c: the HTTP server */
+/* closer.c: closes that may wait on the disk (a file's blocks freed), off the loop */
+void closer_start(void);
+void closer_put(int fd);
+void closer_stop(void); /* at exit: every close handed over is done */
+
+/* offload.c: one call at a time in a thread, its end a callback in the loop */
+struct offload;
+struct offload *offload_new(struct loop *l, void (*done)(void *), void *arg);
+bool offload_busy(const struct offload *o);
+void offload_run(struct offload *o, void (*fn)(void *), void *arg); /* when not busy */
+void offload_wait(struct offload *o); /* until the call ends; done is not called */
+void offload_free(struct offload *o);
+
 int receive_start(struct relayd *r, struct spool_err *e);
 int receive_reload(struct relayd *r, const struct conf *nc, struct spool_err *e);
 void receive_pass(struct relayd *r);    /* group commit of what arrived this pass */
