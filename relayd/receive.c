@@ -836,13 +836,22 @@ slurp(const char *path, struct spool_err *e)
 	FILE *m = open_memstream(&buf, &len);
 	char chunk[4096];
 	size_t k;
-	while (m && (k = fread(chunk, 1, sizeof chunk, f)) > 0)
-		fwrite(chunk, 1, k, m);
-	if (m)
-		fclose(m);
+	bool ok = m != NULL;
+	while (ok && (k = fread(chunk, 1, sizeof chunk, f)) > 0)
+		ok = fwrite(chunk, 1, k, m) == k;
+	/* a read error (a directory, EIO) is said, not a truncated certificate */
+	int err = ferror(f) ? errno : 0;
+	if (m && fclose(m) != 0)
+		ok = false;
 	fclose(f);
-	if (!buf)
-		spool_fail(e, EX_OSERR, "out of memory");
+	if (err || !ok || !buf) {
+		free(buf);
+		if (err)
+			spool_fail(e, EX_CONFIG, "%s: %s", path, strerror(err));
+		else
+			spool_fail(e, EX_OSERR, "out of memory");
+		return NULL;
+	}
 	return buf;
 }
 
