@@ -80,9 +80,10 @@ demo: deps
 	$(MAKE) all
 	@contrib/demo
 
-# Every test twice: a normal build, then one with ASan and UBSan.
+# make lint, then every test twice: a normal build, then one with ASan and UBSan.
 check: deps
 	rm -f .check-summary
+	$(MAKE) lint
 	$(MAKE) clean
 	$(MAKE) all CFLAGS='-O2 -g -Werror'
 	TEST_LABEL=normal TEST_SUMMARY=.check-summary t/run
@@ -119,8 +120,24 @@ fuzz:
 fmt:
 	clang-format -i lib/*.c lib/*.h bin/*.c relayd/*.c relayd/*.h
 
+# Static checks, each finding an error (README, "Static checks"): mandoc on
+# the man pages, cppcheck, and clang-tidy with the checks of .clang-tidy,
+# LINT_JOBS files at a time.  The flags are the build's, for every file.
+CPPCHECK   ?= cppcheck
+CLANG_TIDY ?= clang-tidy
+LINT_JOBS  ?= 2
+LINT_SRCS  := $(LIB_SRCS) $(sort $(wildcard bin/mq-*.c)) $(RELAYD_SRCS) $(sort $(wildcard fuzz/*.c))
+LINT_FLAGS  = -std=c11 -D_GNU_SOURCE -DSPOOL_VERSION=\"lint\" -Ilib -Irelayd -Ifuzz \
+	$(JANSSON_CFLAGS) $(CURL_CFLAGS) $(MHD_CFLAGS) $(CRYPTO_CFLAGS)
 lint:
 	for m in man/*.[1578]; do mandoc -Tlint -W warning $$m; done
+	$(CPPCHECK) -q --error-exitcode=1 --inline-suppr --enable=warning,performance,portability \
+	    --std=c11 -D_GNU_SOURCE -DSPOOL_VERSION='"lint"' '-Dnoreturn=__attribute__((noreturn))' \
+	    --suppress=missingIncludeSystem -Ilib -Irelayd -Ifuzz lib bin relayd fuzz
+	@echo "$(CLANG_TIDY): $(words $(LINT_SRCS)) files"
+	@printf '%s\n' $(LINT_SRCS) | xargs -P $(LINT_JOBS) -I{} sh -c \
+	    'out=$$($(CLANG_TIDY) --quiet "$$0" -- $(LINT_FLAGS) 2>&1); rc=$$?; \
+	    printf "%s\n" "$$out" | grep -v "^[0-9]* warnings\? generated\.$$" | grep .; exit $$rc' {}
 
 clean:
 	rm -f lib/*.o lib/libspool.a $(CMDS)

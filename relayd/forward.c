@@ -308,7 +308,8 @@ settle(struct xfer *x, CURLcode res)
 		} else if (status == 408 || status == 429 || status == 502 || status == 503 ||
 		           status == 504 || status == 507) {
 			peer_down = true;
-		} else if (status == 508) { /* a loop: it can never succeed */
+		} else if (status == 508) { /* a loop: it can never succeed; NOLINT(bugprone-branch-clone) */
+			/* buried as by the else below, but ahead of the 5xx retry */
 			v.what = SPOOL_DO_BURY;
 			v.reason = why;
 			v.status = st;

