@@ -86,9 +86,13 @@ check: deps
 	$(MAKE) lint
 	$(MAKE) clean
 	$(MAKE) all CFLAGS='-O2 -g -Werror'
+	$(MAKE) fuzz-corpus CFLAGS='-O2 -g -Werror'
 	TEST_LABEL=normal TEST_SUMMARY=.check-summary t/run
 	$(MAKE) clean
 	$(MAKE) all CFLAGS='-O1 -g -Werror -fno-omit-frame-pointer' \
+	    SAN='-fsanitize=address,undefined -fno-sanitize-recover=all'
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	    $(MAKE) fuzz-corpus CFLAGS='-O1 -g -Werror -fno-omit-frame-pointer' \
 	    SAN='-fsanitize=address,undefined -fno-sanitize-recover=all'
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	    TEST_LABEL=sanitizers TEST_SUMMARY=.check-summary t/run
@@ -117,6 +121,29 @@ FUZZ_SECONDS ?= 60
 fuzz:
 	fuzz/run $(FUZZ_SECONDS)
 
+# Every seed of fuzz/corpus/TARGET through its harness once, built with the
+# normal compiler and flags (fuzz/replay.c is the main()): make check runs
+# it in both builds, so the sanitizer pass watches the seeds with ASan and
+# UBSan.  The spools the harnesses make go to a directory removed after.
+FUZZ_TARGETS := $(patsubst fuzz/fuzz_%.c,%,$(sort $(wildcard fuzz/fuzz_*.c)))
+FUZZ_REPLAYS := $(FUZZ_TARGETS:%=fuzz/build/replay_%)
+# what a harness links beside the library
+FUZZ_SRCS_relayd_conf = relayd/conf.c
+
+fuzz/build/replay_%: fuzz/fuzz_%.c fuzz/replay.c fuzz/fuzz.h $(RELAYD_SRCS) $(RELAYD_HDRS) \
+    lib/libspool.a $(LIB_HDRS)
+	@mkdir -p fuzz/build
+	$(CC) $(ALL_CFLAGS) -Ifuzz -Irelayd $(CRYPTO_CFLAGS) -o $@ fuzz/fuzz_$*.c fuzz/replay.c \
+	    $(FUZZ_SRCS_$*) lib/libspool.a $(LDFLAGS) $(FUZZ_LIBS_$*)
+
+fuzz-corpus: $(FUZZ_REPLAYS)
+	@scratch=$${TMPDIR:-/tmp}; [ -d /dev/shm ] && [ -w /dev/shm ] && scratch=/dev/shm; \
+	for t in $(FUZZ_TARGETS); do \
+	    d=$$(mktemp -d "$$scratch/fuzz-corpus-$$t.XXXXXX") || exit 1; \
+	    TMPDIR=$$d fuzz/build/replay_$$t fuzz/corpus/$$t; rc=$$?; rm -rf "$$d"; \
+	    [ $$rc -eq 0 ] || { echo "fuzz-corpus: $$t failed (exit $$rc)" >&2; exit 1; }; \
+	done
+
 fmt:
 	clang-format -i lib/*.c lib/*.h bin/*.c relayd/*.c relayd/*.h
 
@@ -141,6 +168,7 @@ lint:
 
 clean:
 	rm -f lib/*.o lib/libspool.a $(CMDS)
+	rm -rf fuzz/build
 
-.PHONY: all lib-check deps demo check bench fuzz install fmt lint clean
+.PHONY: all lib-check deps demo check bench fuzz fuzz-corpus install fmt lint clean
 .DELETE_ON_ERROR:
