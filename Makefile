@@ -129,6 +129,10 @@ FUZZ_TARGETS := $(patsubst fuzz/fuzz_%.c,%,$(sort $(wildcard fuzz/fuzz_*.c)))
 FUZZ_REPLAYS := $(FUZZ_TARGETS:%=fuzz/build/replay_%)
 # what a harness links beside the library
 FUZZ_SRCS_relayd_conf = relayd/conf.c
+FUZZ_SRCS_request = relayd/parse.c
+FUZZ_SRCS_tokens  = relayd/parse.c
+FUZZ_LIBS_request = $(CRYPTO_LIBS)
+FUZZ_LIBS_tokens  = $(CRYPTO_LIBS)
 
 fuzz/build/replay_%: fuzz/fuzz_%.c fuzz/replay.c fuzz/fuzz.h $(RELAYD_SRCS) $(RELAYD_HDRS) \
     lib/libspool.a $(LIB_HDRS)
