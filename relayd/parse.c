@@ -81,7 +81,13 @@ retry_after(const char *p, size_t len)
 {
 	if (len <= 12 || strncasecmp(p, "Retry-After:", 12) != 0)
 		return -1;
-	long s = strtol(p + 12, NULL, 10);
+	/* the value, NUL-terminated: libcurl's line is not, and strtol would
+	 * skip a blank value's "\r\n" and read on past its end */
+	char v[32];
+	size_t k = len - 12 < sizeof v - 1 ? len - 12 : sizeof v - 1;
+	memcpy(v, p + 12, k);
+	v[k] = '\0';
+	long s = strtol(v, NULL, 10);
 	return s > 0 && s < 86400 ? s : 0;
 }
 
