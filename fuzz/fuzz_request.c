@@ -10,8 +10,9 @@
  *
  * Checks, besides the sanitizers: a path that parses is rebuilt from its
  * parts byte for byte; parts that pass spool_queue_name_ok and spool_id_ok
- * hold no '/', '%' or "..", so percent-encoding (never decoded: "%2F" stays
- * three bytes) or a dot segment never reaches a file name; a bearer token
+ * hold no '/' or '%' and do not start with '.', so percent-encoding (never
+ * decoded: "%2F" stays three bytes) or a dot segment never reaches a file
+ * name; a bearer token
  * and a digest are pieces of their header of the promised shape; an
  * accepted Hop name has the shape conf.c allows; a Retry-After is -1 for
  * another header, else from 0 to 86399.
@@ -39,10 +40,11 @@ field(const char **p, const char *end)
 	return s;
 }
 
+/* One path component of its own, never "." or "..": "a..b" is a name */
 static bool
 safe_part(const char *s)
 {
-	return !strchr(s, '/') && !strchr(s, '%') && !strstr(s, "..");
+	return *s && *s != '.' && !strchr(s, '/') && !strchr(s, '%');
 }
 
 static void
