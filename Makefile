@@ -80,14 +80,19 @@ demo: deps
 	$(MAKE) all
 	@contrib/demo
 
-# Every test twice: a normal build, then one with ASan and UBSan.
+# make lint, then every test twice: a normal build, then one with ASan and UBSan.
 check: deps
 	rm -f .check-summary
+	$(MAKE) lint
 	$(MAKE) clean
 	$(MAKE) all CFLAGS='-O2 -g -Werror'
+	$(MAKE) fuzz-corpus CFLAGS='-O2 -g -Werror'
 	TEST_LABEL=normal TEST_SUMMARY=.check-summary t/run
 	$(MAKE) clean
 	$(MAKE) all CFLAGS='-O1 -g -Werror -fno-omit-frame-pointer' \
+	    SAN='-fsanitize=address,undefined -fno-sanitize-recover=all'
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	    $(MAKE) fuzz-corpus CFLAGS='-O1 -g -Werror -fno-omit-frame-pointer' \
 	    SAN='-fsanitize=address,undefined -fno-sanitize-recover=all'
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	    TEST_LABEL=sanitizers TEST_SUMMARY=.check-summary t/run
@@ -116,14 +121,58 @@ FUZZ_SECONDS ?= 60
 fuzz:
 	fuzz/run $(FUZZ_SECONDS)
 
+# Every seed of fuzz/corpus/TARGET through its harness once, built with the
+# normal compiler and flags (fuzz/replay.c is the main()): make check runs
+# it in both builds, so the sanitizer pass watches the seeds with ASan and
+# UBSan.  The spools the harnesses make go to a directory removed after.
+FUZZ_TARGETS := $(patsubst fuzz/fuzz_%.c,%,$(sort $(wildcard fuzz/fuzz_*.c)))
+FUZZ_REPLAYS := $(FUZZ_TARGETS:%=fuzz/build/replay_%)
+# what a harness links beside the library
+FUZZ_SRCS_relayd_conf = relayd/conf.c
+FUZZ_SRCS_request = relayd/parse.c
+FUZZ_SRCS_tokens  = relayd/parse.c
+FUZZ_LIBS_request = $(CRYPTO_LIBS)
+FUZZ_LIBS_tokens  = $(CRYPTO_LIBS)
+
+fuzz/build/replay_%: fuzz/fuzz_%.c fuzz/replay.c fuzz/fuzz.h $(RELAYD_SRCS) $(RELAYD_HDRS) \
+    lib/libspool.a $(LIB_HDRS)
+	@mkdir -p fuzz/build
+	$(CC) $(ALL_CFLAGS) -Ifuzz -Irelayd $(CRYPTO_CFLAGS) -o $@ fuzz/fuzz_$*.c fuzz/replay.c \
+	    $(FUZZ_SRCS_$*) lib/libspool.a $(LDFLAGS) $(FUZZ_LIBS_$*)
+
+fuzz-corpus: $(FUZZ_REPLAYS)
+	@scratch=$${TMPDIR:-/tmp}; [ -d /dev/shm ] && [ -w /dev/shm ] && scratch=/dev/shm; \
+	for t in $(FUZZ_TARGETS); do \
+	    d=$$(mktemp -d "$$scratch/fuzz-corpus-$$t.XXXXXX") || exit 1; \
+	    TMPDIR=$$d fuzz/build/replay_$$t fuzz/corpus/$$t; rc=$$?; rm -rf "$$d"; \
+	    [ $$rc -eq 0 ] || { echo "fuzz-corpus: $$t failed (exit $$rc)" >&2; exit 1; }; \
+	done
+
 fmt:
 	clang-format -i lib/*.c lib/*.h bin/*.c relayd/*.c relayd/*.h
 
+# Static checks, each finding an error (README, "Static checks"): mandoc on
+# the man pages, cppcheck, and clang-tidy with the checks of .clang-tidy,
+# LINT_JOBS files at a time.  The flags are the build's, for every file.
+CPPCHECK   ?= cppcheck
+CLANG_TIDY ?= clang-tidy
+LINT_JOBS  ?= 2
+LINT_SRCS  := $(LIB_SRCS) $(sort $(wildcard bin/mq-*.c)) $(RELAYD_SRCS) $(sort $(wildcard fuzz/*.c))
+LINT_FLAGS  = -std=c11 -D_GNU_SOURCE -DSPOOL_VERSION=\"lint\" -Ilib -Irelayd -Ifuzz \
+	$(JANSSON_CFLAGS) $(CURL_CFLAGS) $(MHD_CFLAGS) $(CRYPTO_CFLAGS)
 lint:
 	for m in man/*.[1578]; do mandoc -Tlint -W warning $$m; done
+	$(CPPCHECK) -q --error-exitcode=1 --inline-suppr --enable=warning,performance,portability \
+	    --std=c11 -D_GNU_SOURCE -DSPOOL_VERSION='"lint"' '-Dnoreturn=__attribute__((noreturn))' \
+	    --suppress=missingIncludeSystem -Ilib -Irelayd -Ifuzz lib bin relayd fuzz
+	@echo "$(CLANG_TIDY): $(words $(LINT_SRCS)) files"
+	@printf '%s\n' $(LINT_SRCS) | xargs -P $(LINT_JOBS) -I{} sh -c \
+	    'out=$$($(CLANG_TIDY) --quiet "$$0" -- $(LINT_FLAGS) 2>&1); rc=$$?; \
+	    printf "%s\n" "$$out" | grep -v "^[0-9]* warnings\? generated\.$$" | grep .; exit $$rc' {}
 
 clean:
 	rm -f lib/*.o lib/libspool.a $(CMDS)
+	rm -rf fuzz/build
 
-.PHONY: all lib-check deps demo check bench fuzz install fmt lint clean
+.PHONY: all lib-check deps demo check bench fuzz fuzz-corpus install fmt lint clean
 .DELETE_ON_ERROR:

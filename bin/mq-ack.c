@@ -22,9 +22,7 @@ ack(const char *arg, void *ctx)
 	(void)ctx;
 	spool_msg *m = spool_msg_find(q, arg, &e);
 	int rc = 0;
-	if (!m)
-		rc = -1;
-	else if (extend >= 0 ? spool_extend(m, extend, &e) : spool_ack(m, &e))
+	if (!m || (extend >= 0 ? spool_extend(m, extend, &e) : spool_ack(m, &e)))
 		rc = -1;
 	else if (extend >= 0)
 		printf("%s\n", spool_msg_path(m));

@@ -94,6 +94,7 @@ to_stdout(spool_msg *m)
 				continue;
 			}
 			outcap = outcap ? outcap * 2 : 1 << 17;
+			/* cppcheck-suppress memleakOnRealloc ; cli_die exits */
 			if (!(out = realloc(out, outcap)))
 				cli_die(EX_OSERR, "out of memory");
 		}

@@ -88,7 +88,7 @@ spool_job_start(spool_msg *m, const char *cmd, int flags, struct spool_err *e)
 	j->pidfd = -1;
 	if (!spool_msg_headers(m, e) || (bodyfd = spool_msg_body_fd(m, e)) < 0)
 		goto fail;
-	fflush(NULL);
+	(void)fflush(NULL); /* what stdio holds is not the handler's to write twice */
 	j->pid = fork();
 	if (j->pid < 0) {
 		/* EAGAIN or ENOMEM: no process to be had now, try again later */

@@ -28,6 +28,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "parse.h"
 #include "relayd.h"
 
 #define DIGEST_MAX (64 << 20) /* larger files are sent without Content-Digest (one read, not two) */
@@ -206,10 +207,9 @@ header_line(char *p, size_t size, size_t n, void *arg)
 {
 	struct xfer *x = arg;
 	size_t len = size * n;
-	if (len > 12 && strncasecmp(p, "Retry-After:", 12) == 0) {
-		long s = strtol(p + 12, NULL, 10);
-		x->retry_after = s > 0 && s < 86400 ? s : 0;
-	}
+	long s = retry_after(p, len);
+	if (s >= 0)
+		x->retry_after = s;
 	return len;
 }
 
@@ -333,7 +333,8 @@ settle(struct xfer *x, CURLcode res)
 		} else if (status == 408 || status == 429 || status == 502 || status == 503 ||
 		           status == 504 || status == 507) {
 			peer_down = true;
-		} else if (status == 508) { /* a loop: it can never succeed */
+		} else if (status == 508) { /* a loop: it can never succeed; NOLINT(bugprone-branch-clone) */
+			/* buried as by the else below, but ahead of the 5xx retry */
 			v.what = SPOOL_DO_BURY;
 			v.reason = why;
 			v.status = st;
@@ -582,28 +583,14 @@ forward_init(struct relayd *r, struct consumer *c, struct spool_err *e)
 			*p = '_';
 	if (c->token_file) {
 		FILE *fp = fopen(c->token_file, "r");
-		char *line = NULL;
-		size_t cap = 0;
 		if (!fp)
 			return spool_fail(e, EX_CONFIG, "forward %s: token-file %s: %s", c->queue,
 			                  c->token_file, strerror(errno));
-		while (getline(&line, &cap, fp) >= 0) {
-			char *s = spool_trim(line);
-			if (*s && *s != '#') {
-				s[strcspn(s, " \t")] = '\0';
-				f->token = strdup(s);
-				break;
-			}
-		}
-		free(line);
+		const char *why = token_first(fp, &f->token);
 		fclose(fp);
-		if (!f->token)
-			return spool_fail(e, EX_CONFIG, "forward %s: token-file %s holds no token", c->queue,
-			                  c->token_file);
-		for (const char *p = f->token; *p; p++)
-			if ((unsigned char)*p < 0x21 || *p == 0x7f)
-				return spool_fail(e, EX_CONFIG, "forward %s: token-file %s: control character in the token",
-				                  c->queue, c->token_file);
+		if (why)
+			return spool_fail(e, EX_CONFIG, "forward %s: token-file %s: %s", c->queue,
+			                  c->token_file, why);
 	}
 	return 0;
 }

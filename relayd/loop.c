@@ -166,7 +166,7 @@ loop_timer_set(struct loop *l, struct loop_timer *t, int64_t at)
 		return;
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 32;
-		struct loop_timer **h = realloc(l->heap, cap * sizeof *h);
+		struct loop_timer **h = realloc(l->heap, cap * sizeof *h); /* NOLINT(bugprone-sizeof-expression): of pointers */
 		if (!h)
 			return; /* out of memory: the periodic rescan is the safety net */
 		l->heap = h, l->cap = cap;

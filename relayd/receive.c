@@ -29,15 +29,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "parse.h"
 #include "relayd.h"
 
 #define RETRY_FULL 5  /* s: Retry-After for a full queue or disk */
-#define MAX_TOKENS 4096
-
-struct token {
-	unsigned char hash[32];  /* sha-256 of the token: compared in constant time */
-	char **queues;           /* NULL: any queue */
-};
 
 struct server {
 	struct receiver *rx;
@@ -179,33 +174,12 @@ answer_err(struct req *rq, const struct spool_err *e)
 
 /* ---- tokens ---- */
 
-static void
-tokens_free(struct token *t, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		if (t[i].queues)
-			for (char **q = t[i].queues; *q; q++)
-				free(*q);
-		free(t[i].queues);
-	}
-	free(t);
-}
-
-static void
-sha256(const void *p, size_t n, unsigned char out[32])
-{
-	unsigned int len = 32;
-	EVP_Digest(p, n, out, &len, EVP_sha256(), NULL);
-}
-
 /* Token files: one token a line, then the queues it may write (none: any). */
 static int
 tokens_read(char *const *files, struct token **out, size_t *nout, struct spool_err *e)
 {
 	struct token *v = NULL;
 	size_t n = 0;
-	char *line = NULL;
-	size_t cap = 0;
 	for (char *const *f = files; f && *f; f++) {
 		struct stat st;
 		int fd = open(*f, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
@@ -222,55 +196,14 @@ tokens_read(char *const *files, struct token **out, size_t *nout, struct spool_e
 			fclose(fp);
 			goto fail;
 		}
-		int lineno = 0;
-		while (getline(&line, &cap, fp) >= 0) {
-			lineno++;
-			char *s = spool_trim(line);
-			if (!*s || *s == '#')
-				continue;
-			if (n == MAX_TOKENS) {
-				spool_fail(e, EX_CONFIG, "token-file %s: over %d tokens", *f, MAX_TOKENS);
-				fclose(fp);
-				goto fail;
-			}
-			struct token *nv = realloc(v, (n + 1) * sizeof *v);
-			if (!nv) {
-				fclose(fp);
-				spool_fail(e, EX_OSERR, "out of memory");
-				goto fail;
-			}
-			v = nv;
-			struct token *t = &v[n++];
-			memset(t, 0, sizeof *t);
-			char *tok = strtok(s, " \t");
-			sha256(tok, strlen(tok), t->hash);
-			size_t nq = 0;
-			for (char *q; (q = strtok(NULL, " \t,"));) {
-				if (!spool_queue_name_ok(q)) {
-					spool_fail(e, EX_CONFIG, "token-file %s:%d: bad queue name '%s'", *f, lineno,
-					           spool_printable(q));
-					fclose(fp);
-					goto fail;
-				}
-				char **nq2 = realloc(t->queues, (nq + 2) * sizeof *nq2);
-				if (!nq2 || !(nq2[nq] = strdup(q))) {
-					if (nq2)
-						t->queues = nq2, nq2[nq] = NULL;
-					fclose(fp);
-					spool_fail(e, EX_OSERR, "out of memory");
-					goto fail;
-				}
-				t->queues = nq2;
-				t->queues[++nq] = NULL;
-			}
-		}
+		int rc = tokens_parse(fp, *f, &v, &n, e);
 		fclose(fp);
+		if (rc != 0)
+			goto fail;
 	}
-	free(line);
 	*out = v, *nout = n;
 	return 0;
 fail:
-	free(line);
 	tokens_free(v, n);
 	return -1;
 }
@@ -281,14 +214,11 @@ authorize(struct server *s, struct MHD_Connection *conn, const char *queue)
 {
 	if (!s->need_token)
 		return 0;
-	const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
-	if (!h || strncasecmp(h, "Bearer ", 7) != 0)
+	const char *h = bearer_token(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"));
+	if (!h)
 		return 401;
-	h += 7;
-	while (*h == ' ')
-		h++;
 	unsigned char hash[32];
-	sha256(h, strlen(h), hash);
+	token_hash(h, strlen(h), hash);
 	struct token *found = NULL;
 	for (size_t i = 0; i < s->ntokens; i++) /* every one, so the time says nothing */
 		if (CRYPTO_memcmp(hash, s->tokens[i].hash, 32) == 0)
@@ -374,33 +304,6 @@ no_unescape(void *cls, struct MHD_Connection *c, char *s)
 	return strlen(s);
 }
 
-/* "/v1/queues/Q/messages[/ID]": 1 and the parts, 0 if the path is not that. */
-static int
-message_path(const char *url, char *queue, size_t qlen, char *id, size_t idlen)
-{
-	const char *p = url;
-	if (strncmp(p, "/v1/queues/", 11) != 0)
-		return 0;
-	p += 11;
-	const char *slash = strchr(p, '/');
-	if (!slash || (size_t)(slash - p) >= qlen)
-		return slash ? -1 : 0;
-	memcpy(queue, p, (size_t)(slash - p));
-	queue[slash - p] = '\0';
-	p = slash;
-	if (strcmp(p, "/messages") == 0 || strcmp(p, "/messages/") == 0) {
-		id[0] = '\0';
-		return 1;
-	}
-	if (strncmp(p, "/messages/", 10) != 0)
-		return 0;
-	p += 10;
-	if (strlen(p) >= idlen)
-		return -1;
-	strcpy(id, p);
-	return 1;
-}
-
 static void
 digest_of(struct req *rq, char *out, size_t len)
 {
@@ -417,17 +320,7 @@ static void
 wanted_digest(struct req *rq)
 {
 	const char *h = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, "Content-Digest");
-	rq->want[0] = '\0';
-	if (!h)
-		return;
-	const char *p = strstr(h, "sha-256=:");
-	if (!p)
-		return;
-	const char *end = strchr(p + 9, ':');
-	if (!end || (size_t)(end + 1 - p) >= sizeof rq->want)
-		return;
-	memcpy(rq->want, p, (size_t)(end + 1 - p));
-	rq->want[end + 1 - p] = '\0';
+	content_digest(h, rq->want, sizeof rq->want);
 }
 
 /* Answer with j (taken), dumped with jansson's flags. */
@@ -473,20 +366,6 @@ static int
 holds(spool_queue *q, const char *id)
 {
 	return spool_list(q, 0, 0, same_id, (void *)id, NULL) == 1;
-}
-
-/* A Hop name as conf.c allows one: 1 to 200 bytes, no blanks, commas or
- * control characters. */
-static bool
-relay_name_ok(const char *s)
-{
-	size_t n = strlen(s);
-	if (n < 1 || n > 200)
-		return false;
-	for (; *s; s++)
-		if ((unsigned char)*s <= ' ' || *s == 0x7f || *s == ',')
-			return false;
-	return true;
 }
 
 /* The first call for a request: everything decided before the body. */
@@ -836,7 +715,7 @@ start_commit(struct receiver *rx)
 {
 	rx->syncing = rx->pending;
 	rx->sn = 0;
-	if ((rx->sv = calloc(rx->npending, sizeof *rx->sv)))
+	if ((rx->sv = calloc(rx->npending, sizeof *rx->sv))) /* NOLINT(bugprone-sizeof-expression): of pointers */
 		for (struct req *rq = rx->pending; rq; rq = rq->next)
 			rx->sv[rx->sn++] = rq->im;
 	rx->pending = NULL;
@@ -892,13 +771,22 @@ slurp(const char *path, struct spool_err *e)
 	FILE *m = open_memstream(&buf, &len);
 	char chunk[4096];
 	size_t k;
-	while (m && (k = fread(chunk, 1, sizeof chunk, f)) > 0)
-		fwrite(chunk, 1, k, m);
-	if (m)
-		fclose(m);
+	bool ok = m != NULL;
+	while (ok && (k = fread(chunk, 1, sizeof chunk, f)) > 0)
+		ok = fwrite(chunk, 1, k, m) == k;
+	/* a read error (a directory, EIO) is said, not a truncated certificate */
+	int err = ferror(f) ? errno : 0;
+	if (m && fclose(m) != 0)
+		ok = false;
 	fclose(f);
-	if (!buf)
-		spool_fail(e, EX_OSERR, "out of memory");
+	if (err || !ok || !buf) {
+		free(buf);
+		if (err)
+			spool_fail(e, EX_CONFIG, "%s: %s", path, strerror(err));
+		else
+			spool_fail(e, EX_OSERR, "out of memory");
+		return NULL;
+	}
 	return buf;
 }
 
@@ -912,7 +800,7 @@ parse_addr(const char *a, struct sockaddr_storage *ss, bool *v6)
 		return -1;
 	memcpy(host, a, hl);
 	host[hl] = '\0';
-	int port = atoi(colon + 1);
+	int port = (int)strtol(colon + 1, NULL, 10); /* conf.c's addr_ok checked it */
 	memset(ss, 0, sizeof *ss);
 	if (host[0] == '[') {
 		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;

@@ -70,6 +70,22 @@ stored_nothing() {
 	run -0 timeout 10 mq-relayd -n -c "$RELAYD_CONF"
 }
 
+@test "receive: a tls-cert or tls-client-ca that cannot be read is exit 78 naming it, not an empty certificate" {
+	make_certs
+	local tls=$T/tls
+	mkdir "$T/dir"
+	relayd_conf "listen 127.0.0.1:8080" "	tls-cert $T/dir" "	tls-key $tls/server.key"
+	run --separate-stderr -78 timeout 10 mq-relayd -n -c "$RELAYD_CONF"
+	check_error mq-relayd
+	[[ $stderr == *"$T/dir: Is a directory"* ]]
+	relayd_conf "listen 127.0.0.1:8080" "	tls-cert $tls/server.pem" "	tls-key $tls/server.key" \
+		"	tls-client-ca $T/dir"
+	run --separate-stderr -78 timeout 10 mq-relayd -n -c "$RELAYD_CONF"
+	check_error mq-relayd
+	[[ $stderr == *"$T/dir: Is a directory"* ]]
+	[ ! -e "$MQ_SPOOL" ]
+}
+
 # ---- PUT ----
 
 @test "receive: PUT stores the file in new/ under its own id, with our Hop line: 201" {

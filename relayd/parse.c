@@ -1,0 +1,193 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * parse.c: what mq-relayd reads from the network and from token files,
+ * parsed without a daemon around it (parse.h), so that fuzz/fuzz_request.c
+ * and fuzz/fuzz_tokens.c run exactly the code the daemon runs.
+ */
+#include <errno.h>
+#include <openssl/evp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "parse.h"
+#include "spool_priv.h"
+
+int
+message_path(const char *url, char *queue, size_t qlen, char *id, size_t idlen)
+{
+	const char *p = url;
+	if (strncmp(p, "/v1/queues/", 11) != 0)
+		return 0;
+	p += 11;
+	const char *slash = strchr(p, '/');
+	if (!slash || (size_t)(slash - p) >= qlen)
+		return slash ? -1 : 0;
+	memcpy(queue, p, (size_t)(slash - p));
+	queue[slash - p] = '\0';
+	p = slash;
+	if (strcmp(p, "/messages") == 0 || strcmp(p, "/messages/") == 0) {
+		id[0] = '\0';
+		return 1;
+	}
+	if (strncmp(p, "/messages/", 10) != 0)
+		return 0;
+	p += 10;
+	if (strlen(p) >= idlen)
+		return -1;
+	strcpy(id, p);
+	return 1;
+}
+
+bool
+relay_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n < 1 || n > 200)
+		return false;
+	for (; *s; s++)
+		if ((unsigned char)*s <= ' ' || *s == 0x7f || *s == ',')
+			return false;
+	return true;
+}
+
+const char *
+bearer_token(const char *h)
+{
+	if (!h || strncasecmp(h, "Bearer ", 7) != 0)
+		return NULL;
+	h += 7;
+	while (*h == ' ')
+		h++;
+	return h;
+}
+
+void
+content_digest(const char *h, char *out, size_t len)
+{
+	out[0] = '\0';
+	const char *p = h ? strstr(h, "sha-256=:") : NULL;
+	if (!p)
+		return;
+	const char *end = strchr(p + 9, ':');
+	if (!end || (size_t)(end + 1 - p) >= len)
+		return;
+	memcpy(out, p, (size_t)(end + 1 - p));
+	out[end + 1 - p] = '\0';
+}
+
+long
+retry_after(const char *p, size_t len)
+{
+	if (len <= 12 || strncasecmp(p, "Retry-After:", 12) != 0)
+		return -1;
+	/* the value, NUL-terminated: libcurl's line is not, and strtol would
+	 * skip a blank value's "\r\n" and read on past its end */
+	char v[32];
+	size_t k = len - 12 < sizeof v - 1 ? len - 12 : sizeof v - 1;
+	memcpy(v, p + 12, k);
+	v[k] = '\0';
+	long s = strtol(v, NULL, 10);
+	return s > 0 && s < 86400 ? s : 0;
+}
+
+void
+token_hash(const void *p, size_t n, unsigned char out[32])
+{
+	unsigned int len = 32;
+	EVP_Digest(p, n, out, &len, EVP_sha256(), NULL);
+}
+
+void
+tokens_free(struct token *t, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (t[i].queues)
+			for (char **q = t[i].queues; *q; q++)
+				free(*q);
+		free(t[i].queues);
+	}
+	free(t);
+}
+
+int
+tokens_parse(FILE *fp, const char *file, struct token **out, size_t *nout, struct spool_err *e)
+{
+	struct token *v = *out;
+	size_t n = *nout;
+	char *line = NULL;
+	size_t cap = 0;
+	int lineno = 0, rc = -1;
+	while (getline(&line, &cap, fp) >= 0) {
+		lineno++;
+		char *s = spool_trim(line);
+		if (!*s || *s == '#')
+			continue;
+		if (n == MAX_TOKENS) {
+			spool_fail(e, EX_CONFIG, "token-file %s: over %d tokens", file, MAX_TOKENS);
+			goto out;
+		}
+		struct token *nv = realloc(v, (n + 1) * sizeof *v);
+		if (!nv) {
+			spool_fail(e, EX_OSERR, "out of memory");
+			goto out;
+		}
+		v = nv;
+		struct token *t = &v[n++];
+		memset(t, 0, sizeof *t);
+		char *tok = strtok(s, " \t");
+		token_hash(tok, strlen(tok), t->hash);
+		size_t nq = 0;
+		for (char *q; (q = strtok(NULL, " \t,"));) {
+			if (!spool_queue_name_ok(q)) {
+				spool_fail(e, EX_CONFIG, "token-file %s:%d: bad queue name '%s'", file, lineno,
+				           spool_printable(q));
+				goto out;
+			}
+			char **nq2 = realloc(t->queues, (nq + 2) * sizeof *nq2);
+			if (!nq2 || !(nq2[nq] = strdup(q))) {
+				if (nq2)
+					t->queues = nq2, nq2[nq] = NULL;
+				spool_fail(e, EX_OSERR, "out of memory");
+				goto out;
+			}
+			t->queues = nq2;
+			t->queues[++nq] = NULL;
+		}
+	}
+	if (ferror(fp)) {
+		spool_fail(e, EX_CONFIG, "token-file %s: %s", file, strerror(errno));
+		goto out;
+	}
+	rc = 0;
+out:
+	free(line);
+	*out = v, *nout = n;
+	return rc;
+}
+
+const char *
+token_first(FILE *fp, char **tok)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	const char *why = NULL;
+	*tok = NULL;
+	while (!why && !*tok && getline(&line, &cap, fp) >= 0) {
+		char *s = spool_trim(line);
+		if (!*s || *s == '#')
+			continue;
+		s[strcspn(s, " \t")] = '\0';
+		for (const char *p = s; *p && !why; p++)
+			if ((unsigned char)*p < 0x21 || *p == 0x7f)
+				why = "control character in the token";
+		if (!why && !(*tok = strdup(s)))
+			why = "out of memory";
+	}
+	if (!why && !*tok)
+		why = ferror(fp) ? strerror(errno) : "holds no token";
+	if (line)
+		memset(line, 0, cap); /* the token was in it */
+	free(line);
+	return why;
+}

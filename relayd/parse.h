@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * parse.h: the parsers of what mq-relayd reads from outside, apart from the
+ * daemon so that fuzz/ drives the same code: the request path and the
+ * request headers the receiver reads (receive.c), the token files of listen
+ * and forward blocks, and the Retry-After of a peer's answer (forward.c).
+ * Nothing here does I/O but reading the stream it is handed.
+ */
+#ifndef RELAYD_PARSE_H
+#define RELAYD_PARSE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "spool.h"
+
+#define MAX_TOKENS 4096    /* per listener, all its token files together */
+
+struct token {
+	unsigned char hash[32];  /* sha-256 of the token: compared in constant time */
+	char **queues;           /* NULL-terminated; NULL: any queue */
+};
+
+/* "/v1/queues/Q/messages[/ID]" split into queue and id ("" for none): 1,
+ * 0 if the path is not that, -1 if a part does not fit its buffer.  The
+ * parts are as they came: percent-encoding is never decoded (receive.c
+ * turns libmicrohttpd's unescaping off), so "%2F" stays three bytes that
+ * make a queue name or id invalid. */
+int message_path(const char *url, char *queue, size_t qlen, char *id, size_t idlen);
+
+/* A Hop name as conf.c allows one: 1 to 200 bytes, no blanks, commas or
+ * control characters. */
+bool relay_name_ok(const char *s);
+
+/* The token of an Authorization header's "Bearer TOKEN" (a pointer into
+ * h), or NULL. */
+const char *bearer_token(const char *h);
+
+/* "sha-256=:B64:" out of a Content-Digest header into out (other
+ * algorithms ignored); "" when it has none, or none that fits. */
+void content_digest(const char *h, char *out, size_t len);
+
+/* An answer's header line p of len bytes (not NUL-terminated, as libcurl
+ * hands it): -1 if it is not Retry-After, else its delay in seconds, 0 for
+ * none usable (a date, or not from 1 to 86399). */
+long retry_after(const char *p, size_t len);
+
+void token_hash(const void *p, size_t n, unsigned char out[32]);
+
+/* A listen block's token file fp (named file in messages): each line that
+ * is not empty or a comment is TOKEN [QUEUE...], queues separated by blanks
+ * or commas.  Appends to *v, *n (the caller frees them with tokens_free,
+ * also after a failure); 0, or -1 and e (78 for a bad file). */
+int tokens_parse(FILE *fp, const char *file, struct token **v, size_t *n, struct spool_err *e);
+void tokens_free(struct token *t, size_t n);
+
+/* A forward's token file: the first word of its first line that is not
+ * empty or a comment.  NULL and *tok (the caller frees it), or what is
+ * wrong with the file. */
+const char *token_first(FILE *fp, char **tok);
+
+#endif
