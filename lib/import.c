@@ -51,7 +51,7 @@ held_at(spool_queue *q, const char *id, char *digest, size_t len)
 	char path[16 + ULID_LEN];
 	struct stat st;
 	snprintf(path, sizeof path, "received/%s", id);
-	int fd = openat(q->fd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	int fd = spool_open_file(q->fd, path, O_RDONLY, 0, NULL);
 	if (fd < 0)
 		return 0;
 	int held = 0;
@@ -397,11 +397,11 @@ spool_import_commit(spool_import *const *v, size_t n)
 			continue;
 		char path[16 + ULID_LEN];
 		snprintf(path, sizeof path, "received/%s", im->n.id);
-		int flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW;
-		int fd = openat(im->q->fd, path, flags, 0666);
+		int flags = O_WRONLY | O_CREAT | O_TRUNC;
+		int fd = spool_open_file(im->q->fd, path, flags, 0666, NULL);
 		if (fd < 0 && errno == ENOENT && mkdirat(im->q->fd, "received", 0777) == 0) {
 			fsync_dir(im->q->fd);
-			fd = openat(im->q->fd, path, flags, 0666);
+			fd = spool_open_file(im->q->fd, path, flags, 0666, NULL);
 		}
 		if (fd < 0)
 			continue; /* the message stands; only a retry's dedup is weaker */
