@@ -273,6 +273,39 @@ as_nobody() {
 	[ "$(count a cur)" -eq 0 ]
 }
 
+# ---- bug 8: mq-recv's exit codes are those of mq-recv(1) ----
+
+@test "mq-recv's exit codes: 66 for a spool that is a file, even waiting; no 65 or 2 for bad files" {
+	echo not a spool >"$BATS_TEST_TMPDIR/plain"
+	for w in "" "-w 1" "-f"; do
+		run --separate-stderr -66 timeout 10 mq-recv $w -d "$BATS_TEST_TMPDIR/plain" a
+		check_error mq-recv
+		[[ $stderr == *"not a directory"* ]]
+	done
+	mkdir -p "$MQ_SPOOL"
+	echo not a queue >"$MQ_SPOOL/fileq"
+	run --separate-stderr -66 timeout 10 mq-recv -w 1 fileq
+	check_error mq-recv
+	[ "$(cat "$MQ_SPOOL/fileq")" = "not a queue" ]
+	# a dangling link (was 2, "lease lost"): set aside, nothing received
+	mkdir -p "$MQ_SPOOL/a/new"
+	ln -s "$BATS_TEST_TMPDIR/nowhere" "$MQ_SPOOL/a/new/$B"
+	run --separate-stderr -1 timeout 10 mq-recv a
+	check_error mq-recv
+	corrupt_is -L
+	# no end of the header block (was 65): buried, nothing received
+	head -c 300000 /dev/zero | tr '\0' x >"$MQ_SPOOL/a/new/1700000000001.$BID.0"
+	run --separate-stderr -1 timeout 10 mq-recv a
+	check_error mq-recv
+	[ "$(count a dead)" -eq 1 ]
+	# ... and the next message is delivered, exit 0
+	printf 'yyyyyyyyyy' >"$MQ_SPOOL/a/new/1700000000002.$BID.0"
+	run -0 timeout 10 mq-send a <<<"fine"
+	run --separate-stderr -0 timeout 10 mq-recv a
+	[ "$output" = fine ]
+	[ "$(count a dead)" -eq 2 ]
+}
+
 # ---- mq-relayd never freezes on such a file ----
 
 @test "mq-relayd: a FIFO and a link in queue a do not stop queue b; SIGTERM stops it" {
