@@ -80,9 +80,10 @@ cat(const char *path)
 {
 	char buf[65536];
 	ssize_t r;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = spool_open_file(AT_FDCWD, path, O_RDONLY, 0, NULL);
 	if (fd < 0)
-		cli_die(errno == ENOENT ? EX_NOTFOUND : EX_IOERR, "open %s: %s", path, strerror(errno));
+		cli_die(errno == ENOENT ? EX_NOTFOUND : spool_errno_code(errno), "open %s: %s", path,
+		        spool_strerror(errno));
 	while ((r = read(fd, buf, sizeof buf)) > 0)
 		if (fwrite(buf, 1, (size_t)r, stdout) != (size_t)r)
 			cli_die(EX_IOERR, "write to stdout: %s", strerror(errno));

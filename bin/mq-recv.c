@@ -123,6 +123,11 @@ run(spool_msg *m)
 	snprintf(idbuf, sizeof idbuf, "%s", id);
 
 	spool_job *j = spool_job_start(m, opt.cmd, 0, &e);
+	if (!j && e.code == EX_NOTFOUND) { /* gone before its handler started */
+		cli_error(&e);
+		opt.failed = 1;
+		return;
+	}
 	if (!j)
 		cli_fail(&e);
 	for (;;) {
@@ -221,8 +226,14 @@ main(int argc, char **argv)
 		want = 0;
 	int waiting = follow || wait >= 0;
 
+	/* A spool or queue that is in the way (a file) is no input (66), even
+	 * when waiting would have created a missing one: only then create. */
 	spool *sp;
-	spool_queue *q = cli_queue(&sp, dir, argv[0], waiting ? SPOOL_CREATE : 0);
+	spool_queue *q = cli_queue(&sp, dir, argv[0], 0);
+	if (!q && waiting) {
+		spool_close(sp);
+		q = cli_queue(&sp, dir, argv[0], SPOOL_CREATE);
+	}
 	if (!q)
 		return EX_NOTHING; /* no such queue: nothing to receive */
 	signal(SIGPIPE, SIG_IGN);

@@ -21,6 +21,7 @@ struct qstat {
 	struct spool_stat st;
 	struct spool_repair rep;
 	bool ok;              /* the queue could be read */
+	char **corrupt;       /* names in its corrupt/, when there are any */
 };
 
 static char *
@@ -54,6 +55,9 @@ print_repairs(const char *name, const struct spool_repair *r)
 	if (r->failed)
 		k += (size_t)snprintf(buf + k, sizeof buf - k, ", %ld messages could not be mended (see cur/)",
 		                      r->failed);
+	if (r->corrupt)
+		k += (size_t)snprintf(buf + k, sizeof buf - k, ", %ld files that are not messages moved "
+		                      "to corrupt/", r->corrupt);
 	if (k)
 		printf("repaired %s: %s\n", name, buf + 2);
 }
@@ -104,7 +108,8 @@ main(int argc, char **argv)
 			continue;
 		}
 		if (spool_repair(q, SPOOL_REPAIR_FULL, &st[i].rep, &e) != 0 ||
-		    spool_stat(q, &st[i].st, &e) != 0) {
+		    spool_stat(q, &st[i].st, &e) != 0 ||
+		    (st[i].st.corrupt && !(st[i].corrupt = spool_corrupt_list(q, &e)))) {
 			cli_error(&e);
 			rc = e.code;
 		} else {
@@ -115,9 +120,15 @@ main(int argc, char **argv)
 
 	if (json) {
 		json_t *a = json_array();
-		for (size_t i = 0; i < nq; i++)
-			if (st[i].ok)
-				json_array_append_new(a, spool_stat_json(list[i], &st[i].st, &st[i].rep));
+		for (size_t i = 0; i < nq; i++) {
+			if (!st[i].ok)
+				continue;
+			json_t *o = spool_stat_json(list[i], &st[i].st, &st[i].rep), *files = json_array();
+			for (char **n = st[i].corrupt; n && *n; n++)
+				json_array_append_new(files, json_string(spool_printable(*n)));
+			json_object_set_new(o, "corrupt_files", files);
+			json_array_append_new(a, o);
+		}
 		json_dumpf(a, stdout, JSON_INDENT(2));
 		putchar('\n');
 		json_decref(a);
@@ -149,9 +160,20 @@ main(int argc, char **argv)
 		}
 		for (size_t i = 0; i < nq; i++)
 			print_repairs(list[i], &st[i].rep);
+		for (size_t i = 0; i < nq; i++) {
+			if (!st[i].ok || !st[i].corrupt)
+				continue;
+			printf("corrupt %s: %ld files that are not messages, never delivered, in corrupt/:",
+			       list[i], st[i].st.corrupt);
+			for (char **n = st[i].corrupt; *n; n++)
+				printf(" %s", spool_printable(*n));
+			putchar('\n');
+		}
 	}
 	if (fflush(stdout) != 0)
 		cli_die(EX_IOERR, "write to stdout: %s", strerror(errno));
+	for (size_t i = 0; i < nq; i++)
+		spool_strv_free(st[i].corrupt);
 	free(st);
 	spool_strv_free(names);
 	spool_close(sp);

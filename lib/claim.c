@@ -102,7 +102,7 @@ hint_write(spool_queue *q, int64_t now)
 	for (size_t i = 0; i < k && name_parse(best[i], &n) == 0 && n.t <= now; i++)
 		len += (size_t)snprintf(buf + len, sizeof buf - len, "%s\n", best[i]);
 	snprintf(tmp, sizeof tmp, ".head.%d", (int)getpid());
-	int fd = openat(q->fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+	int fd = spool_open_file(q->fd, tmp, O_WRONLY | O_CREAT | O_TRUNC, 0666, NULL);
 	if (fd < 0)
 		return; /* only a cache */
 	int ok = write_all(fd, buf, len) == 0;
@@ -119,7 +119,7 @@ hint_read(spool_queue *q)
 {
 	char buf[HINT_K * NAME_LEN];
 	q->hint_tried = true;
-	int fd = openat(q->fd, ".head", O_RDONLY | O_CLOEXEC);
+	int fd = spool_open_file(q->fd, ".head", O_RDONLY, 0, NULL);
 	if (fd < 0)
 		return 0;
 	q->hint_seen = true;
@@ -199,6 +199,14 @@ spool_claim(spool_queue *q, spool_msg **out, int64_t *next_due, struct spool_err
 		cn.attempts = n.attempts < ATTEMPTS_MAX ? n.attempts + 1 : ATTEMPTS_MAX;
 		int r = move_to_cur(q, q->newfd, name, &cn, out, e);
 		list_next(l);
+		if (r > 0 && (r = claim_check(*out, e)) <= 0) {
+			/* not a message that can be delivered: set aside, go on */
+			spool_msg_free(*out);
+			*out = NULL;
+			if (r < 0)
+				return -1;
+			continue;
+		}
 		if (r != 0)
 			return r;
 		/* ENOENT: another consumer was faster; try the next one */
@@ -315,6 +323,8 @@ spool_repair(spool_queue *q, int flags, struct spool_repair *out, struct spool_e
 	/* tmp/: files of producers that died; their mtime says when they last wrote */
 	r.tmp = sweep_old(q->tmpfd, now, q->cfg.tmp_grace);
 	if (flags & SPOOL_REPAIR_FULL) {
+		long k = repair_corrupt(q, NULL); /* what is not a file, before it is claimed */
+		r.corrupt = k > 0 ? k : 0;
 		if (repair_expired(q, now, &r, e) != 0)
 			return -1;
 		if (q->cfg.keep_acked > 0)
@@ -549,6 +559,10 @@ spool_bury(spool_msg *m, const char *reason, const char *status, struct spool_er
 	 * (the very reason some messages end here) must not stop it */
 	struct spool_err oe = {0};
 	if (msg_open(m, &oe) != 0 && m->fd < 0) {
+		/* not a file, or one we may not read: set aside as it is */
+		int r = msg_set_aside(m, errno, e);
+		if (r != 0)
+			return r > 0 ? 0 : -1;
 		if (e)
 			*e = oe;
 		return -1;
@@ -564,7 +578,7 @@ spool_bury(spool_msg *m, const char *reason, const char *status, struct spool_er
 	                 spool_fmt_time(now, date, sizeof date), m->n.attempts);
 	if (*st)
 		n += snprintf(hdr + n, sizeof hdr - (size_t)n, "Dead-Status: %s\n", st);
-	fd = openat(q->tmpfd, tmpname, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+	fd = spool_open_file(q->tmpfd, tmpname, O_WRONLY | O_CREAT | O_TRUNC, 0666, NULL);
 	if (fd < 0)
 		return spool_fail_errno(e, errno, "create %s/tmp/%s", q->path, tmpname);
 	if (write_all(fd, hdr, (size_t)n) != 0 || copy_fd(m->fd, fd) != 0 || fdatasync(fd) != 0) {

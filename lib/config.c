@@ -120,7 +120,12 @@ config_load(spool_queue *q, struct spool_err *e)
 {
 	/* into a copy: a file with an error leaves the settings as they were */
 	struct spool_config cfg = defaults;
-	int fd = openat(q->fd, "config", O_RDONLY | O_CLOEXEC);
+	/* a link is not followed: in a shared spool it could name a file of
+	 * another user, whose lines would be quoted in our errors */
+	int fd = spool_open_file(q->fd, "config", O_RDONLY, 0, NULL);
+	if (fd < 0 && errno == SPOOL_ENOTREG)
+		return spool_fail(e, EX_CONFIG, "%s/config: not a regular file (a link is not followed)",
+		                  q->path);
 	if (fd < 0)
 		return errno == ENOENT ? (q->cfg = cfg, 0) :
 		                         spool_fail_errno(e, errno, "read %s/config", q->path);

@@ -14,6 +14,7 @@ spool_errno_code(int err)
 	case EACCES: case EPERM: case EROFS: return EX_NOPERM;
 	case ENOSPC: case EDQUOT: case EAGAIN: return EX_TEMPFAIL;
 	case EEXIST: case EMLINK: case ENAMETOOLONG: return EX_CANTCREAT;
+	case SPOOL_ENOTREG: return EX_DATAERR;
 	default: return EX_IOERR;
 	}
 }
@@ -47,7 +48,7 @@ spool_fail_errno(struct spool_err *e, int err, const char *fmt, ...)
 	va_end(ap);
 	if (e) {
 		size_t n = strlen(e->msg);
-		snprintf(e->msg + n, sizeof e->msg - n, ": %s", strerror(err));
+		snprintf(e->msg + n, sizeof e->msg - n, ": %s", spool_strerror(err));
 	}
 	errno = err;
 	return -1;

@@ -81,7 +81,7 @@ held_at(spool_queue *q, const char *id, char *digest, size_t len)
 	char path[16 + ULID_LEN];
 	struct stat st;
 	snprintf(path, sizeof path, "received/%s", id);
-	int fd = openat(q->fd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	int fd = spool_open_file(q->fd, path, O_RDONLY, 0, NULL);
 	if (fd < 0)
 		return 0;
 	int held = 0;

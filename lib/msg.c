@@ -94,15 +94,22 @@ const char *spool_msg_name(const spool_msg *m) { return m->name; }
 unsigned spool_msg_attempt(const spool_msg *m) { return m->n.attempts; }
 int64_t spool_msg_lease(const spool_msg *m) { return m->n.t; }
 
-/* Open the file and read its first block; find where the body starts. */
+/* Open the file and read its first block; find where the body starts.  On
+ * failure errno says why: ENOENT (the lease was lost), SPOOL_ENOTREG (not a
+ * regular file), EACCES, EBADMSG (no end of the header block), or another
+ * error of open or read. */
 int
 msg_open(spool_msg *m, struct spool_err *e)
 {
+	int err;
 	if (m->head)
 		return 0;
-	if (m->fd < 0 && (m->fd = openat(m->q->curfd, m->name, O_RDONLY | O_CLOEXEC)) < 0) {
-		if (errno == ENOENT)
-			return spool_fail(e, EX_NOTFOUND, "%s: lease lost: no longer claimed", m->n.id);
+	if (m->fd < 0 && (m->fd = spool_open_file(m->q->curfd, m->name, O_RDONLY, 0, NULL)) < 0) {
+		if (errno == ENOENT) {
+			spool_fail(e, EX_NOTFOUND, "%s: lease lost: no longer claimed", m->n.id);
+			errno = ENOENT;
+			return -1;
+		}
 		return spool_fail_errno(e, errno, "open %s", m->path);
 	}
 	/* Most messages fit in the first block.  A file is never modified after
@@ -114,14 +121,15 @@ msg_open(spool_msg *m, struct spool_err *e)
 	m->head = m->q->spare ? m->q->spare : malloc(cap);
 	m->q->spare = NULL;
 	if (!m->head)
-		return spool_fail_errno(e, errno, "read %s", m->path);
+		return spool_fail_errno(e, ENOMEM, "read %s", m->path);
 	m->headcap = cap;
 	for (;;) {
 		r = pread(m->fd, m->head + got, cap - got, (off_t)got);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
-			spool_fail_errno(e, errno, "read %s", m->path);
+			err = errno;
+			spool_fail_errno(e, err, "read %s", m->path);
 			goto drop;
 		}
 		if (r == 0) {
@@ -139,7 +147,8 @@ msg_open(spool_msg *m, struct spool_err *e)
 			break;
 		char *h = realloc(m->head, cap *= 4);
 		if (!h) {
-			spool_fail_errno(e, errno, "read %s", m->path);
+			err = ENOMEM;
+			spool_fail_errno(e, err, "read %s", m->path);
 			goto drop;
 		}
 		m->head = h;
@@ -148,7 +157,9 @@ msg_open(spool_msg *m, struct spool_err *e)
 	m->headlen = got;
 	const char *body = body_start(m->head, got);
 	if (!body) {
-		spool_fail(e, EX_DATAERR, "%s: no end of the header block", m->path);
+		err = EBADMSG;
+		spool_fail(e, EX_DATAERR, "%s: no end of the header block within %d KiB", m->path,
+		           HEAD_LIMIT / 1024);
 		goto drop;
 	}
 	m->body_off = (off_t)(body - m->head);
@@ -156,6 +167,7 @@ msg_open(spool_msg *m, struct spool_err *e)
 	return 0;
 drop:
 	msg_drop_head(m); /* so that a second try fails the same way */
+	errno = err;
 	return -1;
 }
 
@@ -197,10 +209,14 @@ spool_msg_body_fd(spool_msg *m, struct spool_err *e)
 {
 	if (msg_open(m, e) != 0)
 		return -1;
-	int fd = openat(m->q->curfd, m->name, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	int fd = spool_open_file(m->q->curfd, m->name, O_RDONLY, 0, NULL);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return spool_fail(e, EX_NOTFOUND, "%s: lease lost: no longer claimed", m->n.id);
 		return spool_fail_errno(e, errno, "open %s", m->path);
-	if (lseek(fd, m->body_off, SEEK_SET) < 0) {
+	}
+	/* a handler's stdin: the blocking mode it expects */
+	if (fcntl(fd, F_SETFL, 0) < 0 || lseek(fd, m->body_off, SEEK_SET) < 0) {
 		close(fd);
 		return spool_fail_errno(e, errno, "seek %s", m->path);
 	}

@@ -29,14 +29,15 @@ cmp(const void *a, const void *b)
 }
 
 /* First block: body size, first body line, and of a dead letter its latest
- * Dead-Reason (a replayed message keeps its history, but is not dead). */
-static void
+ * Dead-Reason (a replayed message keeps its history, but is not dead).
+ * -1 when the entry is not a regular file (not a message: left out). */
+static int
 peek_file(int dirfd, const char *name, struct spool_entry *en)
 {
 	char buf[8192];
-	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+	int fd = spool_open_file(dirfd, name, O_RDONLY, 0, NULL);
 	if (fd < 0)
-		return;
+		return errno == SPOOL_ENOTREG ? -1 : 0;
 	ssize_t r = pread(fd, buf, sizeof buf - 1, 0);
 	struct stat st;
 	if (r > 0 && fstat(fd, &st) == 0) {
@@ -55,6 +56,7 @@ peek_file(int dirfd, const char *name, struct spool_entry *en)
 		}
 	}
 	close(fd);
+	return 0;
 }
 
 static int
@@ -90,12 +92,12 @@ list_dir(spool_queue *q, int dirfd, const char *sub, enum spool_state st0, unsig
 		en.path = path;
 		if (flags & SPOOL_LIST_SIZE) {
 			struct stat sb;
-			if (fstatat(dirfd, l.v[i], &sb, 0) != 0)
-				continue; /* gone since the listing */
+			if (fstatat(dirfd, l.v[i], &sb, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(sb.st_mode))
+				continue; /* gone since the listing, or not a message */
 			en.size = sb.st_size;
 		}
-		if (flags & SPOOL_LIST_PEEK)
-			peek_file(dirfd, l.v[i], &en);
+		if ((flags & SPOOL_LIST_PEEK) && peek_file(dirfd, l.v[i], &en) < 0)
+			continue;
 		rc = fn(&en, arg);
 	}
 	list_clear(&l);

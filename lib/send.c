@@ -394,17 +394,15 @@ static int
 dedup_seen(spool_queue *q, int idsfd, const char *enc)
 {
 	struct stat st;
-	int fd = openat(idsfd, enc, O_RDONLY | O_CLOEXEC);
+	int fd = spool_open_file(idsfd, enc, O_RDONLY, 0, &st);
 	if (fd < 0)
 		return 0;
 	int seen = 0;
-	if (fstat(fd, &st) == 0) {
-		int64_t when = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
-		if (when + q->cfg.dedup_window > spool_now()) {
-			ssize_t r = read(fd, dup_id, ULID_LEN);
-			dup_id[r > 0 ? r : 0] = '\0';
-			seen = 1;
-		}
+	int64_t when = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+	if (when + q->cfg.dedup_window > spool_now()) {
+		ssize_t r = read(fd, dup_id, ULID_LEN);
+		dup_id[r > 0 ? r : 0] = '\0';
+		seen = 1;
 	}
 	close(fd);
 	return seen;
@@ -413,7 +411,7 @@ dedup_seen(spool_queue *q, int idsfd, const char *enc)
 static int
 dedup_mark(spool_batch *b, int idsfd, const char *enc, struct spool_err *e)
 {
-	int fd = openat(idsfd, enc, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+	int fd = spool_open_file(idsfd, enc, O_WRONLY | O_CREAT | O_TRUNC, 0666, NULL);
 	if (fd < 0)
 		return spool_fail_errno(e, errno, "create %s/ids/%s", b->q->path, enc);
 	int rc = write_all(fd, b->cur.id, ULID_LEN);

@@ -343,7 +343,7 @@ spool_queue_config(const spool_queue *q)
 int
 queue_lock(spool_queue *q, struct spool_err *e)
 {
-	int fd = openat(q->fd, ".lock", O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+	int fd = spool_open_file(q->fd, ".lock", O_RDWR | O_CREAT, 0666, NULL);
 	if (fd < 0)
 		return spool_fail_errno(e, errno, "open %s/.lock", q->path);
 	while (flock(fd, LOCK_EX) != 0)

@@ -13,6 +13,7 @@
 #ifndef SPOOL_H
 #define SPOOL_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -29,8 +30,21 @@ struct spool_err {
  * their own errors the same way, as mq-relayd does for its config file. */
 int spool_fail(struct spool_err *e, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-/* The exit code an errno value means (ENOSPC: EX_TEMPFAIL, EACCES: EX_NOPERM...). */
+/* The exit code an errno value means (ENOSPC: EX_TEMPFAIL, EACCES: EX_NOPERM,
+ * SPOOL_ENOTREG: EX_DATAERR...). */
 int spool_errno_code(int err);
+/* The errno of a file in a spool that is not a regular file (a link, a FIFO,
+ * a device, a socket, a directory), which spool_open_file refuses. */
+#define SPOOL_ENOTREG EMEDIUMTYPE
+/* strerror(err), but "not a regular file" for SPOOL_ENOTREG. */
+const char *spool_strerror(int err);
+struct stat;
+/* Open a file of a spool as spool-layout.md 3.1 says every tool must: never
+ * through a symbolic link, never blocking (a FIFO, a device), and only a
+ * regular file.  As openat(2) (O_CLOEXEC, O_NOFOLLOW, O_NONBLOCK and O_NOCTTY
+ * are added); st, if not NULL, gets its fstat.  An fd, or -1 with errno
+ * (SPOOL_ENOTREG for anything but a regular file, a link included). */
+int spool_open_file(int dirfd, const char *path, int flags, mode_t mode, struct stat *st);
 
 typedef struct spool spool;             /* an open spool root */
 typedef struct spool_queue spool_queue; /* an open queue of a spool */
@@ -189,6 +203,7 @@ struct spool_repair {
 	long ids;           /* dedup markers past dedup-window removed (full only) */
 	long failed;        /* messages that could not be mended (left for the next pass) */
 	int64_t next_lease; /* earliest live lease deadline, 0: none */
+	long corrupt;       /* what was not a regular file in new/, moved to corrupt/ (full only) */
 };
 #define SPOOL_REPAIR_FULL 0x1 /* also new/ expiry, done/ and ids/ (mq-stat) */
 /* Take back expired leases and sweep abandoned tmp/ files, which any command
@@ -342,9 +357,13 @@ struct spool_stat {
 	int64_t oldest_by[5]; /* enqueue time of the oldest by state, 0: none */
 	long hist[SPOOL_STAT_NB]; /* ready messages by age */
 	int64_t now;          /* when counted */
+	long corrupt;         /* entries in corrupt/: not messages (spool-layout.md 3.1) */
 };
 /* Count q's messages (names and sizes: nothing is changed). */
 int spool_stat(spool_queue *q, struct spool_stat *s, struct spool_err *e);
+/* The names in q's corrupt/ (spool-layout.md 3.1), sorted, NULL-terminated;
+ * free with spool_strv_free. */
+char **spool_corrupt_list(spool_queue *q, struct spool_err *e);
 /* The JSON object mq-stat --json prints for a queue (a new json_t *, as
  * void * so that this header needs no jansson); rep may be NULL. */
 void *spool_stat_json(const char *queue, const struct spool_stat *s, const struct spool_repair *rep);

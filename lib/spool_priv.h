@@ -129,4 +129,17 @@ void msg_drop_head(spool_msg *m);
 const char *body_start(const char *buf, size_t len);
 int64_t backoff_delay(const struct spool_config *c, unsigned attempt);
 
+/* corrupt.c */
+/* A claimed message msg_open could not open (errno err): not a regular file
+ * into corrupt/, unreadable (EACCES) into dead/ as it is.  1 done (m is
+ * settled), 0 not such an error, -1. */
+int msg_set_aside(spool_msg *m, int err, struct spool_err *e);
+/* A message just claimed: 1 it can be delivered (its first block is read),
+ * 0 it could not and was buried or set aside (reported through
+ * spool_warn_hook), -1 error (left claimed). */
+int claim_check(spool_msg *m, struct spool_err *e);
+/* Move what is not a regular file under a message name in new/ into
+ * corrupt/: the number moved, or -1. */
+long repair_corrupt(spool_queue *q, struct spool_err *e);
+
 #endif

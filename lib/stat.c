@@ -46,7 +46,15 @@ spool_stat(spool_queue *q, struct spool_stat *s, struct spool_err *e)
 	struct count_ctx c = {.s = s, .now = spool_now()};
 	memset(s, 0, sizeof *s);
 	s->now = c.now;
-	return spool_list(q, 0, SPOOL_LIST_SIZE, count, &c, e) < 0 ? -1 : 0;
+	if (spool_list(q, 0, SPOOL_LIST_SIZE, count, &c, e) < 0)
+		return -1;
+	char **odd = spool_corrupt_list(q, e);
+	if (!odd)
+		return -1;
+	while (odd[s->corrupt])
+		s->corrupt++;
+	spool_strv_free(odd);
+	return 0;
 }
 
 void *
@@ -64,13 +72,15 @@ spool_stat_json(const char *queue, const struct spool_stat *s, const struct spoo
 	}
 	int64_t oldest = s->oldest_by[SPOOL_READY];
 	return json_pack(
-		"{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:{s:I, s:I, s:I, s:I, s:I}}",
+		"{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I}}",
 		"queue", queue, "ready", (json_int_t)s->n[SPOOL_READY], "delayed",
 		(json_int_t)s->n[SPOOL_DELAYED], "in_flight", (json_int_t)s->n[SPOOL_CLAIMED],
 		"expired_leases", (json_int_t)rep->leases, "dead", (json_int_t)s->n[SPOOL_DEAD], "kept",
-		(json_int_t)s->n[SPOOL_DONE], "bytes", (json_int_t)s->bytes, "oldest_ready_age",
+		(json_int_t)s->n[SPOOL_DONE], "corrupt", (json_int_t)s->corrupt, "bytes",
+		(json_int_t)s->bytes, "oldest_ready_age",
 		oldest ? json_integer((s->now - oldest) / 1000) : json_null(), "backlog_by_age", h,
 		"repaired", "expired_leases", (json_int_t)rep->leases, "expired_messages",
 		(json_int_t)rep->expired, "tmp_files", (json_int_t)rep->tmp, "kept_removed",
-		(json_int_t)rep->done, "dedup_markers", (json_int_t)rep->ids);
+		(json_int_t)rep->done, "dedup_markers", (json_int_t)rep->ids, "moved_to_corrupt",
+		(json_int_t)rep->corrupt);
 }

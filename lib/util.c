@@ -2,11 +2,13 @@
 /* util.c: clocks, the duration/size/time syntax every command shares, small I/O. */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -203,6 +205,45 @@ spool_fmt_age(int64_t ms, char *buf, size_t len)
 	else
 		snprintf(buf, len, "%s%lldd", sign, (long long)s / 86400);
 	return buf;
+}
+
+/*
+ * Every open of a file inside a spool comes here (spool-layout.md 3.1): a
+ * spool holds regular files only.  O_NOFOLLOW: a link is never followed, so
+ * a link to a file of another user is not read (or written) by a consumer
+ * that may read it; O_NONBLOCK: a FIFO or a device never blocks the open
+ * (nor a file lease); O_NOCTTY: a terminal never becomes ours.  What is
+ * opened is then checked with fstat, and anything but a regular file is
+ * closed and refused with SPOOL_ENOTREG (so is a link: ELOOP, and what
+ * cannot be opened for writing because it is a FIFO or socket: ENXIO, or a
+ * directory: EISDIR).  O_NONBLOCK stays set: reads and writes of a regular
+ * file do not heed it.
+ */
+int
+spool_open_file(int dirfd, const char *path, int flags, mode_t mode, struct stat *st)
+{
+	struct stat sb;
+	int fd = openat(dirfd, path, flags | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY, mode);
+	if (fd < 0) {
+		if (errno == ELOOP || errno == ENXIO || errno == EISDIR)
+			errno = SPOOL_ENOTREG;
+		return -1;
+	}
+	if (!st)
+		st = &sb;
+	if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode)) {
+		int err = S_ISREG(st->st_mode) ? errno : SPOOL_ENOTREG;
+		close(fd);
+		errno = err;
+		return -1;
+	}
+	return fd;
+}
+
+const char *
+spool_strerror(int err)
+{
+	return err == SPOOL_ENOTREG ? "not a regular file" : strerror(err);
 }
 
 int

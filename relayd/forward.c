@@ -429,13 +429,13 @@ forward_start(struct relayd *r, struct consumer *c, spool_msg *m)
 	}
 	x->r = r;
 	x->m = m;
-	x->fd = open(spool_msg_path(m), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	x->fd = spool_open_file(AT_FDCWD, spool_msg_path(m), O_RDONLY, 0, &st);
 	loop_timer_init(&x->tick, on_tick, x);
 	work_add(r, &x->w, c);
-	if (x->fd < 0 || fstat(x->fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+	if (x->fd < 0) {
 		/* left claimed: its lease brings it back, counted, towards dead/ */
 		logmsg(LOG_ERR, "%s: %s: cannot read %s: %s", c->queue, spool_msg_id(m),
-		       spool_msg_path(m), x->fd < 0 ? strerror(errno) : "not a regular file");
+		       spool_msg_path(m), spool_strerror(errno));
 		xfer_free(x);
 		return;
 	}

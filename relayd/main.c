@@ -49,6 +49,14 @@ logmsg(int prio, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* The library's warnings (a queue's config, a file set aside from a queue)
+ * go where the daemon logs. */
+static void
+warn_hook(const char *msg)
+{
+	logmsg(LOG_WARNING, "%s", msg);
+}
+
 /* *t becomes x when x is a time (not 0) before *t or *t is unset (0). */
 void
 earlier(int64_t *t, int64_t x)
@@ -233,6 +241,7 @@ main(int argc, char **argv)
 	int check = 0, c;
 
 	cli_init(argv[0], usage);
+	spool_warn_hook = warn_hook;
 	r->conf_path = DEFAULT_CONF;
 	while ((c = getopt_long(argc, argv, "c:d:hnsv", longopts, NULL)) != -1) {
 		switch (c) {
