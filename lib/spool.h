@@ -275,7 +275,9 @@ spool_msg *spool_job_msg(const spool_job *j);
  * spool_job_msg(j). */
 /* Reap the child (blocking if it runs), apply ack/retry/bury by its status.
  * timed_out: 1 it was killed for running too long (a failure); -1 it was
- * stopped for shutdown (given back, not counted).  *desc: "exit 3" etc. */
+ * stopped for shutdown (given back, not counted).  *desc: "exit 3" etc.
+ * After -1 (the disk full, say) it may be called again to settle again:
+ * the child is reaped only once. */
 int spool_job_finish(spool_job *j, int timed_out, enum spool_outcome *out,
                      char *desc, size_t desclen, struct spool_err *e);
 void spool_job_free(spool_job *j);

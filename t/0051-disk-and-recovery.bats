@@ -29,6 +29,9 @@ fill_small() {
 	truncate -s -4096 "$SMALL/fill"
 }
 
+# alive PID: running (not gone, not a zombie).
+alive() { ! pid_gone "$1"; }
+
 # ---- bug 5: a dedup marker is whole, and with its message, or neither ----
 
 @test "send --id: a disk that has room for the message but not its marker sends nothing, exit 75" {
@@ -73,4 +76,42 @@ fill_small() {
 	done
 	[ "$(count q new)" -eq 2 ]
 	[ "$(count q tmp)" -eq 0 ]
+}
+
+# ---- bug 4: mq-recv -f rides out a full disk ----
+
+@test "mq-recv -f: a burial refused by a full disk is tried again, and the consumer goes on" {
+	small_disk
+	export MQ_SPOOL="$SMALL/spool"
+	handler h <<'EOF2'
+body=$(cat)
+[ "$body" = bad ] && exit 65
+echo "$body" >>"$T/handled"
+EOF2
+	mkdir -p "$MQ_SPOOL"
+	# due in a moment: the disk is full by then
+	echo bad | mq-send --delay 2s q
+	mq-recv -f -x "$T/h" q 2>"$T/recv.err" &
+	local pid=$!
+	echo "$pid" >>"$PIDFILE"
+	dd if=/dev/zero of="$SMALL/fill" bs=4096 2>/dev/null || true
+	wait_for 20 grep -q 'No space left on device' "$T/recv.err"
+	# alive, and the message kept in cur/: not lost, not half-buried
+	alive "$pid"
+	[ "$(count q cur)" -eq 1 ]
+	[ "$(count q dead)" -eq 0 ]
+	[ "$(count q new)" -eq 0 ]
+	[[ $(head -n 1 "$T/recv.err") == "mq-recv: "*"No space left on device"*"trying again in 1s" ]]
+	# space returns: the burial is done at the next try, and it goes on serving
+	rm "$SMALL/fill"
+	wait_for 20 count_is 1 q dead
+	[ "$(count q cur)" -eq 0 ]
+	[ "$(header_of "$(only_file q dead)" Dead-Reason)" = "handler said bury (exit 65)" ]
+	echo good | mq-send q
+	wait_for 20 lines_ge 1 "$T/handled"
+	[ "$(cat "$T/handled")" = good ]
+	alive "$pid"
+	kill -TERM "$pid"
+	wait_pid 20 "$pid"
+	[ "$(count q cur)" -eq 0 ]
 }
