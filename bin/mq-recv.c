@@ -253,6 +253,8 @@ main(int argc, char **argv)
 	spool_queue *q = cli_queue(&sp, dir, argv[0], waiting ? SPOOL_CREATE : 0);
 	if (!q)
 		return EX_NOTHING; /* no such queue: nothing to receive */
+	if (!opt.claim_only) /* ours while we live; -c leaves them to their leases */
+		spool_queue_hold(q);
 	signal(SIGPIPE, SIG_IGN);
 	struct sigaction sa = {.sa_handler = on_signal};
 	sigaction(SIGTERM, &sa, NULL);

@@ -176,7 +176,7 @@ void spool_queue_rescan(spool_queue *q);
 void spool_queue_arrived(spool_queue *q, const char *name);
 /* What spool_repair found and mended. */
 struct spool_repair {
-	long leases;        /* expired leases taken back (given back or buried) */
+	long leases;        /* expired leases, and claims of holders gone, taken back */
 	long expired;       /* messages past their --ttl or retention, buried (full only) */
 	long tmp;           /* abandoned tmp/ files removed */
 	long done;          /* acked messages past keep-acked removed (full only) */
@@ -185,9 +185,18 @@ struct spool_repair {
 	int64_t next_lease; /* earliest live lease deadline, 0: none */
 };
 #define SPOOL_REPAIR_FULL 0x1 /* also new/ expiry, done/ and ids/ (mq-stat) */
-/* Take back expired leases and sweep abandoned tmp/ files, which any command
- * may do at any time; with SPOOL_REPAIR_FULL also the rest.  r may be NULL. */
+/* Take back expired leases and the claims of holders that are gone (see
+ * spool_queue_hold), and sweep abandoned tmp/ files, which any command may
+ * do at any time; with SPOOL_REPAIR_FULL also the rest.  r may be NULL. */
 int spool_repair(spool_queue *q, int flags, struct spool_repair *r, struct spool_err *e);
+
+/* Tie this process's claims of q to its life (spool-layout.md 6.12): from
+ * its first claim it keeps QUEUE/holders/ULID.PID locked and records there
+ * each claim it takes; once it is gone, however it died, any repair takes
+ * them back at once rather than at the end of their leases.  For consumers
+ * that hold their claims while they run (mq-recv but -c, mq-relayd); a
+ * claim left to the caller (-c) must keep its lease. */
+void spool_queue_hold(spool_queue *q);
 
 /* The earliest live lease deadline the last repair saw (0: none). */
 int64_t spool_queue_next_lease(const spool_queue *q);

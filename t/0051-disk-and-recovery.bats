@@ -115,3 +115,152 @@ EOF2
 	wait_pid 20 "$pid"
 	[ "$(count q cur)" -eq 0 ]
 }
+
+# ---- claims of a holder that died come back at once ----
+
+# holders_left Q: holder files in QUEUE/holders/ (0 when it does not exist).
+holders_left() {
+	local d="$MQ_SPOOL/$1/holders"
+	[ -d "$d" ] || { echo 0; return; }
+	find "$d" -mindepth 1 | wc -l | tr -d ' '
+}
+
+# burst_then_kill: six messages (ids in $T/ids), mq-relayd with four
+# handlers that hang, killed with SIGKILL while they hold four claims whose
+# leases (1h) are far from over.
+burst_then_kill() {
+	config q 'lease = 1h'
+	handler h <<'EOF2'
+echo "$MQ_ID" >>"$T/started"
+exec sleep 60
+EOF2
+	relayd_conf "consume q $T/h" "	concurrency 4"
+	local i
+	for i in 1 2 3 4 5 6; do
+		echo "m$i" | mq-send -i q >>"$T/ids"
+	done
+	start_relayd
+	wait_for 20 lines_ge 4 "$T/started"
+	[ "$(count q cur)" -eq 4 ]
+	[ "$(holders_left q)" -eq 1 ]
+	kill -9 "$RELAYD_PID"
+	wait_pid 20 "$RELAYD_PID"
+	[ "$(count q cur)" -eq 4 ]
+}
+
+@test "recovery: after kill -9 of mq-relayd mid-burst, the next mq-recv gets every message it held" {
+	burst_then_kill
+	# one look, no waiting: the four claims are taken back as it starts
+	run --separate-stderr -0 mq-recv -n 0 -x 'echo "$MQ_ID $MQ_ATTEMPT"' q
+	[ -z "$stderr" ]
+	[ "${#lines[@]}" -eq 6 ]
+	printf '%s\n' "${lines[@]}" | cut -d' ' -f1 >"$T/again"
+	each_once "$T/ids" "$T/again"
+	# the held ones were delivered once before: this is their attempt 2
+	local id
+	while read -r id; do
+		printf '%s\n' "${lines[@]}" | grep -qx "$id 2"
+	done <"$T/started"
+	[ "$(printf '%s\n' "${lines[@]}" | grep -c ' 1$')" -eq 2 ]
+	queue_empty q
+	[ "$(holders_left q)" -eq 0 ] # the dead holder's file is gone too
+}
+
+@test "recovery: a restarted mq-relayd handles every message the killed one held, once" {
+	burst_then_kill
+	handler h2 <<'EOF2'
+echo "$MQ_ID" >>"$T/done"
+EOF2
+	relayd_conf "consume q $T/h2" "	concurrency 4"
+	start_relayd
+	wait_for 10 lines_ge 6 "$T/done"
+	wait_for 10 queue_empty q
+	each_once "$T/ids" "$T/done"
+	stop_relayd 20
+	[ "$(holders_left q)" -eq 0 ]
+}
+
+@test "recovery: kill -9 of mq-recv -x leaves a claim that the next mq-recv gets at once" {
+	config q 'lease = 1h'
+	echo hello | mq-send q
+	spawn mq-recv -x "echo started >'$T/started'; exec sleep 30" q
+	local pid=$BG_PID
+	wait_for 20 test -s "$T/started"
+	# while it lives, its claim is its own: nothing to take back
+	run --separate-stderr -1 mq-recv q
+	[ "$(count q cur)" -eq 1 ]
+	kill -9 "$pid"
+	wait_pid 20 "$pid"
+	run --separate-stderr -0 mq-recv -x 'echo "$MQ_ATTEMPT"; cat' q
+	[ -z "$stderr" ]
+	[ "$output" = $'2\nhello' ]
+	queue_empty q
+	[ "$(holders_left q)" -eq 0 ]
+}
+
+@test "recovery: a claim by mq-recv -c keeps its lease although its claimer is gone" {
+	config q 'lease = 5s' 'backoff = 0'
+	echo hello | mq-send q
+	run --separate-stderr -0 mq-recv -c q
+	local path=$output t0
+	t0=$(now_ms)
+	[ -f "$path" ]
+	[ "$(holders_left q)" -eq 0 ] # -c holds nothing: no holder file
+	# neither a consumer nor mq-stat's full repair takes it back early
+	run --separate-stderr -1 mq-recv q
+	mq-stat q >/dev/null
+	[ -f "$path" ]
+	time_past $((t0 + 5000)) && skip "too slow to check within the lease"
+	# at the end of its lease it is taken back and delivered again
+	run --separate-stderr -0 mq-recv -w 20 q
+	[ "$output" = hello ]
+	time_past $((t0 + 4000))
+}
+
+# in_poll PID: PID is asleep in poll(2), waiting for an event.
+in_poll() {
+	grep -q poll "/proc/$1/wchan" 2>/dev/null ||
+		[[ $(cut -d' ' -f1 "/proc/$1/syscall" 2>/dev/null) == @(7|271) ]]
+}
+
+@test "recovery: a consumer already waiting (mq-recv -f) takes over the claim of one killed, at once" {
+	config q 'lease = 1h'
+	echo hello | mq-send q
+	spawn mq-recv -x "echo started >'$T/started'; exec sleep 30" q
+	local killed=$BG_PID
+	wait_for 20 test -s "$T/started"
+	spawn mq-recv -f q >"$T/out" 2>"$T/err"
+	local pid=$BG_PID
+	# it has looked (nothing for it: the claim's holder lives) and sleeps
+	wait_for 20 in_poll "$pid"
+	[ "$(count q cur)" -eq 1 ]
+	kill -9 "$killed"
+	# its holder file closing wakes the waiting consumer: no lease, no timer
+	wait_for 10 lines_ge 1 "$T/out"
+	[ "$(cat "$T/out")" = hello ]
+	[ ! -s "$T/err" ]
+	wait_for 10 queue_empty q
+}
+
+@test "recovery: a running mq-relayd takes over at once the claim of a killed mq-recv -x" {
+	config q 'lease = 1h'
+	echo hello | mq-send -i q >"$T/ids"
+	spawn mq-recv -x "echo started >'$T/started'; exec sleep 30" q
+	local killed=$BG_PID
+	wait_for 20 test -s "$T/started"
+	handler h <<'EOF2'
+echo "$MQ_ID $MQ_ATTEMPT" >>"$T/done"
+EOF2
+	relayd_conf "consume q $T/h"
+	start_relayd
+	# it has looked and claimed (another message): that holder lives
+	local other
+	other=$(echo other | mq-send -i q)
+	wait_for 20 lines_ge 1 "$T/done"
+	[ "$(cat "$T/done")" = "$other 1" ]
+	[ "$(count q cur)" -eq 1 ]
+	kill -9 "$killed"
+	wait_for 10 lines_ge 2 "$T/done"
+	[ "$(sed -n 2p "$T/done")" = "$(cat "$T/ids") 2" ]
+	wait_for 10 queue_empty q
+}
