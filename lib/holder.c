@@ -200,7 +200,10 @@ reap_one(spool_queue *q, int fd, struct spool_list *cur, int64_t now,
 	while (len < READ_MAX && (k = read(fd, buf + len, READ_MAX - len)) > 0)
 		len += (size_t)k;
 	buf[len] = '\0';
-	char **v = malloc((len / (TIME_DIGITS + ULID_LEN + 3) + 1) * sizeof *v);
+	size_t lines = 0; /* the file is anyone's: count, do not assume */
+	for (const char *p = buf; (p = memchr(p, '\n', len - (size_t)(p - buf))); p++)
+		lines++;
+	char **v = malloc((lines + 1) * sizeof *v);
 	if (!v) {
 		free(buf);
 		return -1;

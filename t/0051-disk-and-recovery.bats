@@ -264,3 +264,35 @@ EOF2
 	[ "$(sed -n 2p "$T/done")" = "$(cat "$T/ids") 2" ]
 	wait_for 10 queue_empty q
 }
+
+@test "recovery: strays in holders/ neither hang nor mislead a consumer; a dead holder's junk is read safely" {
+	config q 'lease = 1h'
+	echo one | mq-send q
+	run -0 mq-recv -c q
+	local claim h=$MQ_SPOOL/q/holders
+	claim=$(basename "$output")
+	mkdir -p "$h"
+	# not holder files: a FIFO, a symlink to one, a directory, other names
+	mkfifo "$h/01M8SJND1PX5THHSH0MK3T7ZK9.1" "$BATS_TEST_TMPDIR/fifo"
+	ln -s "$BATS_TEST_TMPDIR/fifo" "$h/01M8SJND1PX5THHSH0MK3T7ZK9.2"
+	mkdir "$h/01M8SJND1PX5THHSH0MK3T7ZK9.3"
+	echo "$claim" >"$h/.01M8SJND1PX5THHSH0MK3T7ZK9.4"
+	echo "$claim" >"$h/README"
+	run --separate-stderr -1 timeout 20 mq-recv q
+	[ -f "$MQ_SPOOL/q/cur/$claim" ]
+	[ -p "$h/01M8SJND1PX5THHSH0MK3T7ZK9.1" ]
+	[ -L "$h/01M8SJND1PX5THHSH0MK3T7ZK9.2" ]
+	[ -d "$h/01M8SJND1PX5THHSH0MK3T7ZK9.3" ]
+	[ -f "$h/.01M8SJND1PX5THHSH0MK3T7ZK9.4" ]
+	[ -f "$h/README" ]
+	# an unlocked holder file of short lines, NULs and a torn end, naming the claim
+	{
+		for i in $(seq 2000); do printf 'x\n\n'; done
+		printf '%s\n' "$claim"
+		printf 'a\0b\n1796169882004.01M8T0SH'
+	} >"$h/01M8SJND1PX5THHSH0MK3T7ZK9.5"
+	run --separate-stderr -0 timeout 20 mq-recv q
+	[ "$output" = one ]
+	[ ! -e "$h/01M8SJND1PX5THHSH0MK3T7ZK9.5" ]
+	queue_empty q
+}
