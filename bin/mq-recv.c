@@ -22,11 +22,14 @@ static const char usage[] =
 
 #define OUT_BATCH 64 /* messages written to stdout before their acks */
 #define REPAIR_EVERY (60 * 1000) /* ms between repairs while waiting */
+#define REST_FIRST 1000          /* ms: -f after a full disk refused a change, */
+#define REST_MAX (30 * 1000)     /* doubling up to this */
 
 static struct {
 	int claim_only;
 	const char *cmd;
 	int failed;       /* a handler failed, or a lease was lost */
+	int follow;       /* -f */
 } opt;
 
 static volatile sig_atomic_t stop;
@@ -36,6 +39,29 @@ on_signal(int sig)
 {
 	(void)sig;
 	stop = 1;
+}
+
+/*
+ * -f runs until a signal, and a full disk (ENOSPC, EDQUOT: EX_TEMPFAIL) is
+ * not one: a burial or retry it refused is logged, left as it is (the
+ * message stays in cur/, under its lease), and tried again after a rest of
+ * 1 s doubling to 30 s, until space returns.  1: rested, try again; 0: give
+ * up (not -f, another error, or a signal came).
+ */
+static int
+ride_out(const struct spool_err *e, const char *what)
+{
+	static int64_t rest;
+	if (!e) {
+		rest = 0; /* it worked */
+		return 0;
+	}
+	if (!opt.follow || e->code != EX_TEMPFAIL || stop)
+		return 0;
+	rest = rest ? (rest * 2 > REST_MAX ? REST_MAX : rest * 2) : REST_FIRST;
+	cli_warn("%s%s; trying again in %llds", e->msg, what, (long long)rest / 1000);
+	poll(NULL, 0, (int)rest); /* a signal ends it early, and sets stop */
+	return !stop;
 }
 
 /* Bodies of held[] are in out; write them, then ack (never before). */
@@ -148,8 +174,10 @@ run(spool_msg *m)
 		if (spool_msg_tick(spool_job_msg(j), &e) != 0)
 			cli_error(&e); /* lost: let it finish, the outcome says so */
 	}
-	if (spool_job_finish(j, 0, &oc, desc, sizeof desc, &e) != 0)
-		cli_fail(&e);
+	while (spool_job_finish(j, 0, &oc, desc, sizeof desc, &e) != 0)
+		if (!ride_out(&e, ": the message stays in cur/"))
+			cli_fail(&e);
+	ride_out(NULL, NULL);
 	switch (oc) {
 	case SPOOL_ACKED:
 		break;
@@ -224,6 +252,7 @@ main(int argc, char **argv)
 		cli_die(EX_USAGE, "-c and -x: give one");
 	if (follow)
 		want = 0;
+	opt.follow = follow;
 	int waiting = follow || wait >= 0;
 
 	/* A spool or queue that is in the way (a file) is no input (66), even
@@ -236,6 +265,8 @@ main(int argc, char **argv)
 	}
 	if (!q)
 		return EX_NOTHING; /* no such queue: nothing to receive */
+	if (!opt.claim_only) /* ours while we live; -c leaves them to their leases */
+		spool_queue_hold(q);
 	signal(SIGPIPE, SIG_IGN);
 	struct sigaction sa = {.sa_handler = on_signal};
 	sigaction(SIGTERM, &sa, NULL);
@@ -258,6 +289,8 @@ main(int argc, char **argv)
 		int r = spool_claim(q, &m, &next_due, &e);
 		if (r < 0) {
 			give_back_held("claim failed");
+			if (ride_out(&e, ""))
+				continue;
 			cli_fail(&e);
 		}
 		if (r > 0) {

@@ -52,6 +52,7 @@ move_to_cur(spool_queue *q, int fromfd, const char *from, const struct spool_nam
 	}
 	if (!(*out = msg_new(q, n, e)))
 		return -1;
+	holder_add(*out);
 	return 1;
 }
 
@@ -213,7 +214,27 @@ spool_claim(spool_queue *q, spool_msg **out, int64_t *next_due, struct spool_err
 	}
 }
 
-/* Expired leases in cur/: each one a nack (or a burial past max-attempts). */
+/* Take back the claim cur/name of someone else's (6.8): a nack due at due,
+ * the delivery counted, or past max-attempts a burial with status as
+ * Dead-Status.  1 done, 0 gone (someone else was faster), -1. */
+int
+take_back(spool_queue *q, const char *name, const struct spool_name *n, int64_t due,
+          const char *status, struct spool_err *e)
+{
+	if (q->cfg.max_attempts && n->attempts >= (unsigned)q->cfg.max_attempts)
+		return bury_from(q, q->curfd, name, n, "max attempts", status, e);
+	struct spool_name nn = *n;
+	char to[NAME_LEN];
+	nn.t = name_time(due);
+	name_format(to, sizeof to, &nn);
+	if (renameat(q->curfd, name, q->newfd, to) != 0)
+		return errno == ENOENT ? 0 : spool_fail_errno(e, errno, "rename cur/%s to new/%s", name, to);
+	spool_queue_arrived(q, to);
+	return 1;
+}
+
+/* Claims of holders that died (holder.c), then expired leases in cur/:
+ * each one a nack (or a burial past max-attempts). */
 static int
 repair_leases(spool_queue *q, int64_t now, struct spool_repair *r, struct spool_err *e)
 {
@@ -223,6 +244,7 @@ repair_leases(spool_queue *q, int64_t now, struct spool_repair *r, struct spool_
 
 	if (list_scan(&l, q->curfd, e) != 0)
 		return -1;
+	holders_reap(q, &l, now, r, e);
 	for (size_t i = 0; i < l.n; i++) {
 		if (name_parse(l.v[i], &n) != 0)
 			continue;
@@ -231,19 +253,8 @@ repair_leases(spool_queue *q, int64_t now, struct spool_repair *r, struct spool_
 				r->next_lease = n.t;
 			continue;
 		}
-		if (q->cfg.max_attempts && n.attempts >= (unsigned)q->cfg.max_attempts) {
-			rc = bury_from(q, q->curfd, l.v[i], &n, "max attempts", "lease expired", e);
-		} else {
-			struct spool_name nn = n;
-			char to[NAME_LEN];
-			nn.t = now + backoff_delay(&q->cfg, n.attempts);
-			name_format(to, sizeof to, &nn);
-			rc = renameat(q->curfd, l.v[i], q->newfd, to) == 0 ? 1 :
-			     errno == ENOENT ? 0 :
-			     spool_fail_errno(e, errno, "rename cur/%s to new/%s", l.v[i], to);
-			if (rc > 0)
-				spool_queue_arrived(q, to);
-		}
+		rc = take_back(q, l.v[i], &n, now + backoff_delay(&q->cfg, n.attempts),
+		               "lease expired", e);
 		if (rc > 0)
 			r->leases++;
 		else if (rc < 0)
@@ -498,6 +509,7 @@ spool_extend(spool_msg *m, int64_t dur, struct spool_err *e)
 		       spool_fail_errno(e, errno, "rename cur/%s to cur/%s", m->name, to);
 	if (msg_renamed(m, &nn) != 0)
 		return spool_fail_errno(e, ENOMEM, "extend");
+	holder_note(m);
 	return 0;
 }
 

@@ -26,6 +26,8 @@ struct spool_job {
 	int pidfd;
 	bool pgrp;         /* the child leads its own process group */
 	bool killed;       /* spool_job_kill was called */
+	bool reaped;       /* waited for: status holds its wait status */
+	int status;
 };
 
 static void
@@ -148,13 +150,18 @@ spool_job_finish(spool_job *j, int timed_out, enum spool_outcome *out, char *des
 	char buf[64];
 	if (!desc)
 		desc = buf, desclen = sizeof buf;
-	while ((r = waitpid(j->pid, &st, 0)) < 0 && errno == EINTR)
-		;
-	if (r < 0)
-		return spool_fail_errno(e, errno, "wait for handler %d", (int)j->pid);
-	/* the shell is gone; what it started and that ignored TERM is not */
-	if (j->killed && j->pgrp)
-		kill(-j->pid, SIGKILL);
+	if (!j->reaped) { /* called again after a failed settle: reaped already */
+		while ((r = waitpid(j->pid, &st, 0)) < 0 && errno == EINTR)
+			;
+		if (r < 0)
+			return spool_fail_errno(e, errno, "wait for handler %d", (int)j->pid);
+		j->reaped = true;
+		j->status = st;
+		/* the shell is gone; what it started and that ignored TERM is not */
+		if (j->killed && j->pgrp)
+			kill(-j->pid, SIGKILL);
+	}
+	st = j->status;
 	int code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 	if (timed_out > 0)
 		snprintf(desc, desclen, "timeout");

@@ -77,6 +77,7 @@ spool_msg_free(spool_msg *m)
 {
 	if (!m)
 		return;
+	holder_del(m);
 	if (m->fd >= 0)
 		close(m->fd);
 	if (m->headers)

@@ -399,29 +399,60 @@ dedup_seen(spool_queue *q, int idsfd, const char *enc)
 		return 0;
 	int seen = 0;
 	int64_t when = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
-	if (when + q->cfg.dedup_window > spool_now()) {
-		ssize_t r = read(fd, dup_id, ULID_LEN);
-		dup_id[r > 0 ? r : 0] = '\0';
-		seen = 1;
+	char buf[ULID_LEN + 2];
+	ssize_t r;
+	if (when + q->cfg.dedup_window > spool_now() &&
+	    ((r = read(fd, buf, sizeof buf)) == ULID_LEN ||
+	     (r == ULID_LEN + 1 && buf[ULID_LEN] == '\n'))) {
+		/* a marker names a message or it is none: an empty or torn
+		 * one (left by an older mq-send on a full disk) is absent */
+		buf[ULID_LEN] = '\0';
+		if (ulid_ok(buf)) {
+			memcpy(dup_id, buf, sizeof dup_id);
+			seen = 1;
+		}
 	}
 	close(fd);
 	return seen;
 }
 
+/* The marker is written whole before the message is published, as
+ * tmp/NAME.key (swept like any tmp/ file if we die), and renamed into ids/
+ * after it: ids/ never holds a partial marker. */
 static int
-dedup_mark(spool_batch *b, int idsfd, const char *enc, struct spool_err *e)
+dedup_prepare(spool_batch *b, const char *keytmp, struct spool_err *e)
 {
-	int fd = spool_open_file(idsfd, enc, O_WRONLY | O_CREAT | O_TRUNC, 0666, NULL);
+	spool_queue *q = b->q;
+	int fd = openat(q->tmpfd, keytmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
 	if (fd < 0)
-		return spool_fail_errno(e, errno, "create %s/ids/%s", b->q->path, enc);
+		return spool_fail_errno(e, errno, "create %s/tmp/%s", q->path, keytmp);
 	int rc = write_all(fd, b->cur.id, ULID_LEN);
 	if (rc == 0 && !b->o.nosync)
-		rc = fsync(fd);
-	if (close(fd) != 0)
-		rc = -1;
-	if (rc == 0 && !b->o.nosync)
-		rc = fsync_dir(idsfd);
-	return rc == 0 ? 0 : spool_fail_errno(e, errno, "write %s/ids/%s", b->q->path, enc);
+		rc = fsync(fd); /* its mtime too: the time of the send */
+	int err = errno;
+	if (close(fd) != 0 && rc == 0)
+		rc = -1, err = errno;
+	if (rc != 0) {
+		unlinkat(q->tmpfd, keytmp, 0);
+		return spool_fail_errno(e, err, "write %s/tmp/%s", q->path, keytmp);
+	}
+	return 0;
+}
+
+/* Rename the marker into place (over an expired or unreadable one) and make
+ * that durable.  *placed: ids/ENC is ours now, whatever the result. */
+static int
+dedup_place(spool_batch *b, int idsfd, const char *keytmp, const char *enc, bool *placed,
+            struct spool_err *e)
+{
+	spool_queue *q = b->q;
+	*placed = false;
+	if (renameat(q->tmpfd, keytmp, idsfd, enc) != 0)
+		return spool_fail_errno(e, errno, "rename tmp/%s to ids/%s", keytmp, enc);
+	*placed = true;
+	if (!b->o.nosync && fsync_dir(idsfd) != 0)
+		return spool_fail_errno(e, errno, "fsync %s/ids", q->path);
+	return 0;
 }
 
 long
@@ -429,7 +460,7 @@ spool_batch_commit(spool_batch *b, const char **dup_of, struct spool_err *e)
 {
 	spool_queue *q = b->q;
 	int lockfd = -1, idsfd = -1;
-	char enc[NAME_MAX + 1];
+	char enc[NAME_MAX + 1], keytmp[NAME_LEN + 8] = "";
 	long rc = -1;
 	size_t done = 0;
 
@@ -463,6 +494,12 @@ spool_batch_commit(spool_batch *b, const char **dup_of, struct spool_err *e)
 			rc = 0;
 			goto out;
 		}
+		/* --id names one message: the marker is for b->v[0] */
+		snprintf(keytmp, sizeof keytmp, "%s.key", b->v[0].name);
+		if (dedup_prepare(b, keytmp, e) != 0) {
+			keytmp[0] = '\0';
+			goto out;
+		}
 	}
 	if (!b->o.nosync) {
 		if (b->use_syncfs) {
@@ -485,13 +522,34 @@ spool_batch_commit(spool_batch *b, const char **dup_of, struct spool_err *e)
 		spool_fail_errno(e, errno, "fsync %s/new", q->path);
 		goto out;
 	}
-	if (b->o.key && dedup_mark(b, idsfd, enc, e) != 0) {
-		/* published and durable: the message stands, only dedup is weaker */
-		done = b->n;
-		goto out;
+	if (b->o.key) {
+		bool placed;
+		if (dedup_place(b, idsfd, keytmp, enc, &placed, e) != 0) {
+			/* Message and marker, or neither: take the message back
+			 * out of new/.  If a consumer has it already, it was sent
+			 * and stands, without its marker (or with one that may not
+			 * survive a power loss): say so, and report it sent. */
+			if (renameat(q->newfd, b->v[0].name, q->tmpfd, b->v[0].name) == 0) {
+				if (placed)
+					unlinkat(idsfd, enc, 0);
+				done = 0; /* taken back already */
+				goto out;
+			}
+			if (spool_warn_hook) {
+				char w[sizeof e->msg + 160];
+				snprintf(w, sizeof w, "%.26s was sent (a consumer has it already), but its "
+				         "dedup marker may be missing: %s", b->cur.id, e ? e->msg : "");
+				spool_warn_hook(w);
+			}
+			if (e)
+				*e = (struct spool_err){0};
+		}
+		keytmp[0] = '\0';
 	}
 	rc = (long)b->n;
 out:
+	if (keytmp[0])
+		unlinkat(q->tmpfd, keytmp, 0); /* the marker of a message not sent */
 	if (rc < 0 && done < b->n) {
 		/* all or none: take back what was already published */
 		size_t gone = 0;

@@ -196,7 +196,7 @@ void spool_queue_rescan(spool_queue *q);
 void spool_queue_arrived(spool_queue *q, const char *name);
 /* What spool_repair found and mended. */
 struct spool_repair {
-	long leases;        /* expired leases taken back (given back or buried) */
+	long leases;        /* expired leases, and claims of holders gone, taken back */
 	long expired;       /* messages past their --ttl or retention, buried (full only) */
 	long tmp;           /* abandoned tmp/ files removed */
 	long done;          /* acked messages past keep-acked removed (full only) */
@@ -206,9 +206,18 @@ struct spool_repair {
 	long corrupt;       /* what was not a regular file in new/, moved to corrupt/ (full only) */
 };
 #define SPOOL_REPAIR_FULL 0x1 /* also new/ expiry, done/ and ids/ (mq-stat) */
-/* Take back expired leases and sweep abandoned tmp/ files, which any command
- * may do at any time; with SPOOL_REPAIR_FULL also the rest.  r may be NULL. */
+/* Take back expired leases and the claims of holders that are gone (see
+ * spool_queue_hold), and sweep abandoned tmp/ files, which any command may
+ * do at any time; with SPOOL_REPAIR_FULL also the rest.  r may be NULL. */
 int spool_repair(spool_queue *q, int flags, struct spool_repair *r, struct spool_err *e);
+
+/* Tie this process's claims of q to its life (spool-layout.md 6.12): from
+ * its first claim it keeps QUEUE/holders/ULID.PID locked and records there
+ * each claim it takes; once it is gone, however it died, any repair takes
+ * them back at once rather than at the end of their leases.  For consumers
+ * that hold their claims while they run (mq-recv but -c, mq-relayd); a
+ * claim left to the caller (-c) must keep its lease. */
+void spool_queue_hold(spool_queue *q);
 
 /* The earliest live lease deadline the last repair saw (0: none). */
 int64_t spool_queue_next_lease(const spool_queue *q);
@@ -296,7 +305,9 @@ spool_msg *spool_job_msg(const spool_job *j);
  * spool_job_msg(j). */
 /* Reap the child (blocking if it runs), apply ack/retry/bury by its status.
  * timed_out: 1 it was killed for running too long (a failure); -1 it was
- * stopped for shutdown (given back, not counted).  *desc: "exit 3" etc. */
+ * stopped for shutdown (given back, not counted).  *desc: "exit 3" etc.
+ * After -1 (the disk full, say) it may be called again to settle again:
+ * the child is reaped only once. */
 int spool_job_finish(spool_job *j, int timed_out, enum spool_outcome *out,
                      char *desc, size_t desclen, struct spool_err *e);
 void spool_job_free(spool_job *j);

@@ -56,6 +56,14 @@ struct spool_queue {
 	bool hint_seen;        /* a QUEUE/.head exists, as far as we know */
 	int64_t next_lease;    /* earliest live lease seen by the last reap */
 	uint64_t commits;      /* import commits into it by this process (import.c) */
+	/* this process as the holder of its claims (holder.c) */
+	bool hold;             /* spool_queue_hold: record the claims */
+	int holdfd;            /* holders/holdname, flock()ed; -1 until the first claim */
+	char holdname[48];     /* ULID.PID, "" when none */
+	int64_t holdsize;      /* bytes in the record */
+	int64_t hold_retry;    /* making the file failed: not before this */
+	spool_msg **held;      /* the claims recorded, for rewriting the record */
+	size_t nheld, heldcap;
 };
 
 struct spool_msg {
@@ -75,6 +83,7 @@ struct spool_msg {
 	bool done;             /* acked, given back or buried */
 	int64_t next_tick;     /* when the lease is next extended (0: half of it left) */
 	bool lost;             /* an extension found it gone: someone else has it */
+	bool held;             /* in q->held: recorded in our holder file */
 };
 
 /* err.c */
@@ -128,6 +137,16 @@ int msg_renamed(spool_msg *m, const struct spool_name *n);
 void msg_drop_head(spool_msg *m);
 const char *body_start(const char *buf, size_t len);
 int64_t backoff_delay(const struct spool_config *c, unsigned attempt);
+int take_back(spool_queue *q, const char *name, const struct spool_name *n, int64_t due,
+              const char *status, struct spool_err *e);
+
+/* holder.c */
+void holder_add(spool_msg *m);
+void holder_note(spool_msg *m);
+void holder_del(spool_msg *m);
+void holder_close(spool_queue *q);
+int holders_reap(spool_queue *q, struct spool_list *cur, int64_t now,
+                 struct spool_repair *r, struct spool_err *e);
 
 /* corrupt.c */
 /* A claimed message msg_open could not open (errno err): not a regular file

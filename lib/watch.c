@@ -4,6 +4,11 @@
  * knows inotify.  A name that arrives is merged into its queue's listing; an
  * overflow makes every watched queue read its directory again.  inotify is
  * only a hint: callers also rescan on start and on a timer.
+ *
+ * For a queue whose claims this process holds (spool_queue_hold), its
+ * holders/ is watched too: a holder file closed after writing is a holder
+ * that ended (spool-layout.md 6.12), perhaps killed, so the queue is
+ * repaired at its next claim and its caller told to look again.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -12,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "spool_priv.h"
@@ -19,6 +25,7 @@
 struct wq {
 	int wd;
 	spool_queue *q;
+	int hwd;       /* the watch of q's holders/, or -1 */
 };
 
 struct spool_watch {
@@ -55,9 +62,16 @@ spool_watch_add(spool_watch *w, spool_queue *q, struct spool_err *e)
 	                           IN_MOVED_TO | IN_CREATE | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR);
 	if (wd < 0)
 		return spool_fail_errno(e, errno, "watch %s", path);
+	int hwd = -1;
+	if (q->hold) { /* a hint like the other: without it, the periodic repair */
+		snprintf(path, sizeof path, "%s/holders", q->path);
+		mkdirat(q->fd, "holders", 0777);
+		hwd = inotify_add_watch(w->fd, path, IN_CLOSE_WRITE | IN_ONLYDIR);
+	}
 	for (size_t i = 0; i < w->n; i++)
 		if (w->v[i].q == q) {
 			w->v[i].wd = wd;
+			w->v[i].hwd = hwd;
 			return wd;
 		}
 	if (w->n == w->cap) {
@@ -67,7 +81,7 @@ spool_watch_add(spool_watch *w, spool_queue *q, struct spool_err *e)
 			return spool_fail_errno(e, ENOMEM, "watch %s", path);
 		w->v = v, w->cap = cap;
 	}
-	w->v[w->n++] = (struct wq){wd, q};
+	w->v[w->n++] = (struct wq){wd, q, hwd};
 	return wd;
 }
 
@@ -76,14 +90,18 @@ spool_watch_remove(spool_watch *w, spool_queue *q)
 {
 	for (size_t i = 0; i < w->n; i++)
 		if (w->v[i].q == q) {
-			int wd = w->v[i].wd;
+			int wd = w->v[i].wd, hwd = w->v[i].hwd;
 			w->v[i] = w->v[--w->n];
 			/* two queue objects of one directory (two consumers) share a wd */
-			bool shared = false;
-			for (size_t k = 0; k < w->n; k++)
+			bool shared = false, hshared = false;
+			for (size_t k = 0; k < w->n; k++) {
 				shared |= w->v[k].wd == wd;
+				hshared |= w->v[k].hwd == hwd;
+			}
 			if (wd >= 0 && !shared)
 				inotify_rm_watch(w->fd, wd);
+			if (hwd >= 0 && !hshared)
+				inotify_rm_watch(w->fd, hwd);
 			return;
 		}
 }
@@ -117,6 +135,29 @@ spool_watch_read(spool_watch *w, spool_watch_fn *fn, void *arg, struct spool_err
 			 * watches, so the matches are collected before it is called */
 			spool_queue *hit[16];
 			size_t nhit = 0;
+			if (ev->wd >= 0) { /* a holder ended: repair, and look again */
+				for (size_t i = 0; i < w->n && nhit < 16; i++) {
+					struct wq *x = &w->v[i];
+					if (x->hwd != ev->wd)
+						continue;
+					if (ev->mask & IN_IGNORED) {
+						x->hwd = -1; /* holders/ went away: the timers remain */
+					} else if (ev->mask & IN_CLOSE_WRITE) {
+						/* a holder that ended well removed its file first */
+						char path[NAME_MAX + 16];
+						struct stat st;
+						snprintf(path, sizeof path, "holders/%s", ev->len ? ev->name : "");
+						if (fstatat(x->q->fd, path, &st, AT_SYMLINK_NOFOLLOW) != 0)
+							continue;
+						x->q->reaped = false;
+						hit[nhit++] = x->q;
+					}
+				}
+				for (size_t i = 0; fn && i < nhit; i++)
+					fn(arg, hit[i], SPOOL_WATCH_ARRIVED);
+				if (nhit)
+					continue;
+			}
 			bool lost = ev->mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF);
 			bool arrived = ev->len && (ev->mask & (IN_MOVED_TO | IN_CREATE));
 			for (size_t i = 0; i < w->n && nhit < 16; i++) {

@@ -106,8 +106,9 @@ queues_open(struct relayd *r, struct consumer *c)
 	int64_t now = spool_now();
 	if (c->q || c->retired || now < c->rest_until)
 		return;
-	if (!(c->q = spool_queue_open(r->sp, c->queue, c->gone ? 0 : SPOOL_CREATE, &e)) ||
-	    spool_watch_add(r->w, c->q, &e) < 0) {
+	if ((c->q = spool_queue_open(r->sp, c->queue, c->gone ? 0 : SPOOL_CREATE, &e)))
+		spool_queue_hold(c->q); /* our claims come back at once if we are killed */
+	if (!c->q || spool_watch_add(r->w, c->q, &e) < 0) {
 		if (!c->gone || e.code != EX_NOTFOUND)
 			logmsg(LOG_ERR, "%s: %s (retrying)", c->queue, e.msg);
 		spool_queue_close(c->q);
