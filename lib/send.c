@@ -390,20 +390,27 @@ spool_key_check(const char *key, struct spool_err *e)
 	return 0;
 }
 
+/* 1 seen (the first id in dup_id), 0 not, -1 when the marker cannot be
+ * read: then nobody can tell, and sending would be a silent duplicate. */
 static int
-dedup_seen(spool_queue *q, int idsfd, const char *enc)
+dedup_seen(spool_queue *q, int idsfd, const char *enc, struct spool_err *e)
 {
 	struct stat st;
 	int fd = openat(idsfd, enc, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return 0;
+		return errno == ENOENT ? 0 : spool_fail_errno(e, errno, "open %s/ids/%s", q->path, enc);
 	int seen = 0;
-	if (fstat(fd, &st) == 0) {
+	if (fstat(fd, &st) != 0) {
+		seen = spool_fail_errno(e, errno, "stat %s/ids/%s", q->path, enc);
+	} else {
 		int64_t when = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
 		if (when + q->cfg.dedup_window > spool_now()) {
 			ssize_t r = read(fd, dup_id, ULID_LEN);
+			if (r < 0)
+				seen = spool_fail_errno(e, errno, "read %s/ids/%s", q->path, enc);
+			else
+				seen = 1;
 			dup_id[r > 0 ? r : 0] = '\0';
-			seen = 1;
 		}
 	}
 	close(fd);
@@ -459,7 +466,10 @@ spool_batch_commit(spool_batch *b, const char **dup_of, struct spool_err *e)
 			spool_fail_errno(e, errno, "open %s/ids", q->path);
 			goto out;
 		}
-		if (dedup_seen(q, idsfd, enc)) {
+		int seen = dedup_seen(q, idsfd, enc, e);
+		if (seen < 0)
+			goto out;
+		if (seen) {
 			if (dup_of)
 				*dup_of = dup_id;
 			rc = 0;
