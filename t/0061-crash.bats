@@ -208,6 +208,11 @@ EOF2
 					break
 				fi
 			done
+			# an ancestor that is init: its consumer was gone before the
+			# handler looked (killed), and the handler ran on (section 13)
+			if [ -z "$why" ] && [[ " $(echo "$earlier" | cut -d' ' -f4-) " == *" 1 "* ]]; then
+				why="attempt $(echo "$earlier" | cut -d' ' -f2): its consumer was killed while the handler ran on, orphaned"
+			fi
 			[ -n "$why" ] || break
 		done < <(grep -h "^$id " "$T/done-q" "$T/done-r" | head -n -1)
 		if [ -n "$why" ]; then
