@@ -116,6 +116,14 @@ install: all
 	install -m 644 $(MAN7) $(DESTDIR)$(MANDIR)/man7
 	$(if $(MAN8),install -m 644 $(MAN8) $(DESTDIR)$(MANDIR)/man8)
 
+# The fault sweep at every occurrence of every syscall, and the crash test for
+# STRESS_SECONDS (t/0060-fault-sweep.bats, t/0061-crash.bats; make check runs
+# both bounded).
+STRESS_SECONDS ?= 600
+stress: all
+	SWEEP=full bats t/0060-fault-sweep.bats
+	CRASH_SECONDS=$(STRESS_SECONDS) bats t/0061-crash.bats
+
 # The parsers under libFuzzer, FUZZ_SECONDS each (fuzz/README.md); needs clang.
 FUZZ_SECONDS ?= 60
 fuzz:
@@ -174,5 +182,5 @@ clean:
 	rm -f lib/*.o lib/libspool.a $(CMDS)
 	rm -rf fuzz/build
 
-.PHONY: all lib-check deps demo check bench fuzz fuzz-corpus install fmt lint clean
+.PHONY: all lib-check deps demo check bench stress fuzz fuzz-corpus install fmt lint clean
 .DELETE_ON_ERROR:

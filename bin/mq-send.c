@@ -44,8 +44,9 @@ commit(spool_batch *b, const char *key, int strict)
 	if (n < 0)
 		fail(&e);
 	if (dup) {
-		if (print_ids)
-			printf("%s\n", dup);
+		/* the caller takes the printed id for the message: it must get it */
+		if (print_ids && (printf("%s\n", dup) < 0 || fflush(stdout) != 0))
+			cli_die(EX_IOERR, "write ids: %s", strerror(errno));
 		cli_warn("duplicate of %s (key '%s' seen within the dedup window): not sent", dup, key);
 		return strict ? EX_DUPLICATE : 0;
 	}

@@ -390,26 +390,30 @@ spool_key_check(const char *key, struct spool_err *e)
 	return 0;
 }
 
+/* 1 seen (the first id in dup_id), 0 not, -1 when the marker cannot be
+ * read: then nobody can tell, and sending would be a silent duplicate. */
 static int
-dedup_seen(spool_queue *q, int idsfd, const char *enc)
+dedup_seen(spool_queue *q, int idsfd, const char *enc, struct spool_err *e)
 {
 	struct stat st;
 	int fd = spool_open_file(idsfd, enc, O_RDONLY, 0, &st);
 	if (fd < 0)
-		return 0;
+		return errno == ENOENT ? 0 : spool_fail_errno(e, errno, "open %s/ids/%s", q->path, enc);
 	int seen = 0;
 	int64_t when = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
-	char buf[ULID_LEN + 2];
-	ssize_t r;
-	if (when + q->cfg.dedup_window > spool_now() &&
-	    ((r = read(fd, buf, sizeof buf)) == ULID_LEN ||
-	     (r == ULID_LEN + 1 && buf[ULID_LEN] == '\n'))) {
-		/* a marker names a message or it is none: an empty or torn
-		 * one (left by an older mq-send on a full disk) is absent */
-		buf[ULID_LEN] = '\0';
-		if (ulid_ok(buf)) {
-			memcpy(dup_id, buf, sizeof dup_id);
-			seen = 1;
+	if (when + q->cfg.dedup_window > spool_now()) {
+		char buf[ULID_LEN + 2];
+		ssize_t r = read(fd, buf, sizeof buf);
+		if (r < 0) {
+			seen = spool_fail_errno(e, errno, "read %s/ids/%s", q->path, enc);
+		} else if (r == ULID_LEN || (r == ULID_LEN + 1 && buf[ULID_LEN] == '\n')) {
+			/* a marker names a message or it is none: an empty or torn
+			 * one (left by an older mq-send on a full disk) is absent */
+			buf[ULID_LEN] = '\0';
+			if (ulid_ok(buf)) {
+				memcpy(dup_id, buf, sizeof dup_id);
+				seen = 1;
+			}
 		}
 	}
 	close(fd);
@@ -488,7 +492,10 @@ spool_batch_commit(spool_batch *b, const char **dup_of, struct spool_err *e)
 			spool_fail_errno(e, errno, "open %s/ids", q->path);
 			goto out;
 		}
-		if (dedup_seen(q, idsfd, enc)) {
+		int seen = dedup_seen(q, idsfd, enc, e);
+		if (seen < 0)
+			goto out;
+		if (seen) {
 			if (dup_of)
 				*dup_of = dup_id;
 			rc = 0;
