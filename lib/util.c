@@ -231,8 +231,10 @@ spool_open_file(int dirfd, const char *path, int flags, mode_t mode, struct stat
 	}
 	if (!st)
 		st = &sb;
-	if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode)) {
-		int err = S_ISREG(st->st_mode) ? errno : SPOOL_ENOTREG;
+	/* a failed fstat is that failure (EIO...), never "not a regular
+	 * file": that would set a message aside that is one */
+	int err = fstat(fd, st) != 0 ? errno : !S_ISREG(st->st_mode) ? SPOOL_ENOTREG : 0;
+	if (err) {
 		close(fd);
 		errno = err;
 		return -1;

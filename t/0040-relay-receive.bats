@@ -845,3 +845,44 @@ teardown() {
 		relayd_teardown
 	fi
 }
+
+@test "receive: the markers of one commit are links to one file of 'ID DIGEST' lines, each id finds its own" {
+	start_receiver
+	local a b c id
+	a=$(new_id) b=$(new_id) c=$(new_id)
+	for id in "$a" "$b" "$c"; do message "$id" "body of $id"$'\n' >"$T/$id"; done
+	run -0 uploads_in_flight q "$T/$a" "$a" "$T/$b" "$b" "$T/$c" "$c"
+	[ "$(tr '\n' ' ' <<<"$output")" = "201 201 201 " ]
+	local r=$(qdir q)/received
+	for id in "$a" "$b" "$c"; do
+		[ -f "$r/$id" ]
+		# the line of its own id holds the digest of the file as it was sent
+		[ "$(grep "^$id " "$r/$id" | cut -d' ' -f2)" = "$(content_digest "$T/$id")" ]
+	done
+	stat -c '%n %i %h' "$r"/* # the names of one commit share an inode
+	# a retry with the same body is a duplicate, another body a conflict,
+	# whichever line of a shared file is its own
+	for id in "$a" "$b" "$c"; do
+		put q "$id" "$T/$id" -H "Content-Digest: $(content_digest "$T/$id")"
+		[ "$CODE" = 200 ]
+		message "$id" "another body"$'\n' >"$T/other"
+		put q "$id" "$T/other" -H "Content-Digest: $(content_digest "$T/other")"
+		[ "$CODE" = 409 ]
+	done
+	[ "$(count q new)" -eq 3 ]
+}
+
+@test "receive: a marker of one digest line (one file per id) is still read" {
+	start_receiver
+	local id
+	id=$(new_id)
+	message "$id" $'old\n' >"$T/m"
+	mkdir -p "$(qdir q)/received"
+	content_digest "$T/m" >"$(qdir q)/received/$id"
+	put q "$id" "$T/m" -H "Content-Digest: $(content_digest "$T/m")"
+	[ "$CODE" = 200 ]
+	message "$id" $'new\n' >"$T/n"
+	put q "$id" "$T/n" -H "Content-Digest: $(content_digest "$T/n")"
+	[ "$CODE" = 409 ]
+	[ "$(count q new)" -eq 0 ]
+}

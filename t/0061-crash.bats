@@ -188,8 +188,12 @@ EOF2
 	cut -d' ' -f1 "$T/done-q" "$T/done-r" | sort -u >"$T/handled"
 	: >>"$T/sent-q"
 	: >>"$T/sent-r"
-	run -0 "$BATS_TEST_DIRNAME/spool-check" -1 -e -s "$T/sent-q" -c "$T/handled" "$T/A"
-	run -0 "$BATS_TEST_DIRNAME/spool-check" -1 -e -c "$T/handled" "$T/B"
+	run "$BATS_TEST_DIRNAME/spool-check" -1 -e -s "$T/sent-q" -c "$T/handled" "$T/A"
+	echo "spool-check A: $output"
+	[ "$status" -eq 0 ]
+	run "$BATS_TEST_DIRNAME/spool-check" -1 -e -c "$T/handled" "$T/B"
+	echo "spool-check B: $output"
+	[ "$status" -eq 0 ]
 
 	# every id acknowledged as sent was handled (q on A, r on B)
 	run comm -23 <(sort -u "$T/sent-q" "$T/sent-r") "$T/handled"
