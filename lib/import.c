@@ -214,26 +214,6 @@ head_done(spool_import *im, size_t len, struct spool_err *e)
 	return 0;
 }
 
-/* All of v (n pieces) to fd. */
-static int
-writev_all(int fd, struct iovec *v, int n)
-{
-	while (n > 0) {
-		ssize_t w = writev(fd, v, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		for (; n > 0 && (size_t)w >= v->iov_len; v++, n--)
-			w -= (ssize_t)v->iov_len;
-		if (n > 0) {
-			v->iov_base = (char *)v->iov_base + w;
-			v->iov_len -= (size_t)w;
-		}
-	}
-	return 0;
-}
 
 static int
 body_fits(spool_import *im, size_t n, struct spool_err *e)

@@ -108,6 +108,8 @@ int ulid_ok(const char *s);
 /* util.c */
 int fsync_dir(int fd);
 int write_all(int fd, const void *p, size_t n);
+struct iovec;
+int writev_all(int fd, struct iovec *v, int n); /* all of v, or -1 (errno) */
 int64_t random_below(int64_t n);
 char *xstrdup(const char *s);
 

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -255,20 +256,32 @@ fsync_dir(int fd)
 	return fsync(fd) == 0 || errno == EINVAL ? 0 : -1;
 }
 
+/* All of v (n pieces) to fd. */
 int
-write_all(int fd, const void *p, size_t n)
+writev_all(int fd, struct iovec *v, int n)
 {
-	const char *c = p;
 	while (n > 0) {
-		ssize_t w = write(fd, c, n);
+		ssize_t w = writev(fd, v, n);
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
 			return -1;
 		}
-		c += w, n -= (size_t)w;
+		for (; n > 0 && (size_t)w >= v->iov_len; v++, n--)
+			w -= (ssize_t)v->iov_len;
+		if (n > 0) {
+			v->iov_base = (char *)v->iov_base + w;
+			v->iov_len -= (size_t)w;
+		}
 	}
 	return 0;
+}
+
+int
+write_all(int fd, const void *p, size_t n)
+{
+	struct iovec v = {(void *)p, n};
+	return writev_all(fd, &v, 1);
 }
 
 /* Uniform in [0, n): for the jitter of backoffs. */
