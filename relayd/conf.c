@@ -318,10 +318,31 @@ new_consumer(struct parse *p, enum consumer_kind kind, char *v)
 	return c;
 }
 
+/* A file the operator names (this config, token files, TLS files): links
+ * are followed, as operators keep configs that way, but only a regular file
+ * is read, and opening never blocks (a FIFO would hang the daemon at start
+ * or at SIGHUP).  NULL with errno, SPOOL_ENOTREG for what is not a file. */
+FILE *
+conf_fopen(const char *path)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0)
+		return NULL;
+	int err = fstat(fd, &st) != 0 ? errno : !S_ISREG(st.st_mode) ? SPOOL_ENOTREG : 0;
+	FILE *f = err ? NULL : fdopen(fd, "r");
+	if (!f) {
+		err = err ? err : errno;
+		close(fd);
+		errno = err;
+	}
+	return f;
+}
+
 int
 conf_read(const char *path, struct conf *c, struct spool_err *e)
 {
-	FILE *f = fopen(path, "r");
+	FILE *f = conf_fopen(path);
 	char *buf = NULL;
 	size_t cap = 0;
 	struct parse p = {.path = path, .e = e};
@@ -333,8 +354,9 @@ conf_read(const char *path, struct conf *c, struct spool_err *e)
 	c->stop_timeout = 30 * 1000;
 	c->kill_grace = 5 * 1000;
 	if (!f)
-		return spool_fail(e, errno == ENOENT ? EX_CONFIG : spool_errno_code(errno), "read %s: %s",
-		                  path, strerror(errno));
+		return spool_fail(e, errno == ENOENT || errno == SPOOL_ENOTREG ? EX_CONFIG :
+		                                                                  spool_errno_code(errno),
+		                  "read %s: %s", path, spool_strerror(errno));
 	while (getline(&buf, &cap, f) >= 0) {
 		p.line++;
 		bool indented = buf[0] == ' ' || buf[0] == '\t';

@@ -582,10 +582,10 @@ forward_init(struct relayd *r, struct consumer *c, struct spool_err *e)
 		if (*p == '"' || *p == '\\')
 			*p = '_';
 	if (c->token_file) {
-		FILE *fp = fopen(c->token_file, "r");
+		FILE *fp = conf_fopen(c->token_file);
 		if (!fp)
 			return spool_fail(e, EX_CONFIG, "forward %s: token-file %s: %s", c->queue,
-			                  c->token_file, strerror(errno));
+			                  c->token_file, spool_strerror(errno));
 		const char *why = token_first(fp, &f->token);
 		fclose(fp);
 		if (why)

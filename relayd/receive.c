@@ -761,11 +761,11 @@ receive_pass(struct relayd *r)
 static char *
 slurp(const char *path, struct spool_err *e)
 {
-	FILE *f = fopen(path, "r");
+	FILE *f = conf_fopen(path);
 	char *buf = NULL;
 	size_t len = 0;
 	if (!f) {
-		spool_fail(e, EX_CONFIG, "%s: %s", path, strerror(errno));
+		spool_fail(e, EX_CONFIG, "%s: %s", path, spool_strerror(errno));
 		return NULL;
 	}
 	FILE *m = open_memstream(&buf, &len);

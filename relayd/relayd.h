@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <syslog.h>
 
 #include "cli.h"
@@ -111,6 +112,7 @@ void earlier(int64_t *t, int64_t x);
 
 /* conf.c */
 int conf_read(const char *path, struct conf *c, struct spool_err *e);
+FILE *conf_fopen(const char *path); /* a regular file only, never blocking */
 void conf_free(struct conf *c);
 void consumer_free(struct consumer *k);
 /* 1 if a and b are the same consumer (a reload keeps its queue and work). */

@@ -77,12 +77,12 @@ stored_nothing() {
 	relayd_conf "listen 127.0.0.1:8080" "	tls-cert $T/dir" "	tls-key $tls/server.key"
 	run --separate-stderr -78 timeout 10 mq-relayd -n -c "$RELAYD_CONF"
 	check_error mq-relayd
-	[[ $stderr == *"$T/dir: Is a directory"* ]]
+	[[ $stderr == *"$T/dir: not a regular file"* ]]
 	relayd_conf "listen 127.0.0.1:8080" "	tls-cert $tls/server.pem" "	tls-key $tls/server.key" \
 		"	tls-client-ca $T/dir"
 	run --separate-stderr -78 timeout 10 mq-relayd -n -c "$RELAYD_CONF"
 	check_error mq-relayd
-	[[ $stderr == *"$T/dir: Is a directory"* ]]
+	[[ $stderr == *"$T/dir: not a regular file"* ]]
 	[ ! -e "$MQ_SPOOL" ]
 }
 

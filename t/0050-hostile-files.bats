@@ -331,3 +331,18 @@ EOF
 	stop_relayd 10
 	[ "$WAIT_STATUS" -eq 0 ]
 }
+
+@test "mq-relayd: a FIFO as its config, a forward's token-file or a TLS file is refused at once, not waited on" {
+	mkfifo "$T/fifo"
+	run --separate-stderr -78 timeout 10 mq-relayd -n -c "$T/fifo"
+	check_error mq-relayd
+	[[ $stderr == *"not a regular file"* ]]
+	relayd_conf "forward q http://127.0.0.1:9/" $'\ttoken-file '"$T/fifo"
+	run --separate-stderr -78 timeout 10 mq-relayd -n -c "$RELAYD_CONF"
+	check_error mq-relayd
+	[[ $stderr == *"token-file $T/fifo: not a regular file"* ]]
+	relayd_conf "listen 127.0.0.1:9" $'\ttls-cert '"$T/fifo" $'\ttls-key '"$T/fifo"
+	run --separate-stderr -78 timeout 10 mq-relayd -n -c "$RELAYD_CONF"
+	check_error mq-relayd
+	[[ $stderr == *"not a regular file"* ]]
+}
