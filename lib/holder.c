@@ -114,7 +114,7 @@ holder_add(spool_msg *m)
 		return;
 	if (q->nheld == q->heldcap) {
 		size_t cap = q->heldcap ? q->heldcap * 2 : 16;
-		spool_msg **v = realloc(q->held, cap * sizeof *v);
+		spool_msg **v = realloc(q->held, cap * sizeof *v); /* NOLINT(bugprone-sizeof-expression): of pointers */
 		if (!v)
 			return; /* not recorded: its lease holds it */
 		q->held = v, q->heldcap = cap;
