@@ -21,6 +21,7 @@ struct ctx {
 	long n;
 	int64_t now;
 	char found[4096];
+	spool_queue *q;
 };
 
 /* JSON strings are UTF-8: a body's first line may not be; such bytes become '?'. */
@@ -36,6 +37,21 @@ text(const char *s)
 		buf[k++] = (unsigned char)*s < 0x80 ? *s : '?';
 	buf[k] = '\0';
 	return json_string(buf);
+}
+
+/* "last_failure": status, at, next_try, stderr (spool-layout.md 6.13) */
+static void
+last_failure(struct ctx *c, const struct spool_entry *en, json_t *o)
+{
+	struct spool_failure f;
+	if (spool_entry_failure(c->q, en, &f) <= 0)
+		return;
+	json_t *lf = json_pack("{s:o, s:o}", "status", text(f.status), "stderr", text(f.stderr_tail));
+	if (f.at)
+		json_object_set_new(lf, "at", json_integer(f.at / 1000));
+	if (f.next_try)
+		json_object_set_new(lf, "next_try", json_integer(f.next_try / 1000));
+	json_object_set_new(o, "last_failure", lf);
 }
 
 static int
@@ -64,14 +80,22 @@ show(const struct spool_entry *en, void *arg)
 			json_object_set_new(o, "lease_until", json_integer(en->t / 1000));
 		if (en->expires)
 			json_object_set_new(o, "expires", json_integer(en->expires / 1000));
-		if (*en->reason)
+		if (*en->reason && en->state == SPOOL_DEAD)
 			json_object_set_new(o, "dead_reason", text(en->reason));
+		last_failure(c, en, o);
 		json_array_append_new(c->json, o);
 		return 0;
 	}
-	printf("%-7s %s %5s %2u %8lld %s\n", spool_state_name(en->state), en->id,
+	printf("%-7s %s %5s %2u %8lld %s", spool_state_name(en->state), en->id,
 	       spool_fmt_age(c->now - en->created, age, sizeof age), en->attempts,
 	       (long long)en->body_size, *en->reason ? en->reason : en->line);
+	struct spool_failure f; /* a dead letter's status and last words, as mailq shows them */
+	if (en->state == SPOOL_DEAD && spool_entry_failure(c->q, en, &f) > 0 && *f.status) {
+		const char *last = strrchr(f.stderr_tail, '\n');
+		last = last ? last + 1 : f.stderr_tail;
+		printf(" (%s%s%.80s)", f.status, *last ? ": " : "", last);
+	}
+	putchar('\n');
 	return 0;
 }
 
@@ -141,6 +165,7 @@ main(int argc, char **argv)
 		return fflush(stdout) == 0 ? 0 : EX_IOERR;
 	}
 	c.now = spool_now();
+	c.q = q;
 	if (json)
 		c.json = json_array();
 	if (q && spool_list(q, states, SPOOL_LIST_PEEK, show, &c, &e) < 0)

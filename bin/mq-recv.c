@@ -157,7 +157,8 @@ run(spool_msg *m)
 	if (!j)
 		cli_fail(&e);
 	for (;;) {
-		struct pollfd pfd = {spool_job_pidfd(j), POLLIN, 0};
+		/* its exit, and its stderr: drained as it comes (kept for the reason) */
+		struct pollfd pfd[2] = {{spool_job_pidfd(j), POLLIN, 0}, {spool_job_errfd(j), POLLIN, 0}};
 		int64_t tick = spool_msg_next_tick(spool_job_msg(j)), wait = -1;
 		if (tick) {
 			wait = tick - spool_now();
@@ -166,18 +167,23 @@ run(spool_msg *m)
 			if (wait > INT_MAX)
 				wait = INT_MAX;
 		}
-		int r = poll(&pfd, 1, (int)wait);
-		if (r > 0)
+		int r = poll(pfd, 2, (int)wait);
+		if (r > 0 && pfd[1].revents)
+			spool_job_drain(j);
+		if (r > 0 && pfd[0].revents)
 			break;
 		if (r < 0 && errno != EINTR)
 			cli_die(EX_OSERR, "poll: %s", strerror(errno));
-		if (spool_msg_tick(spool_job_msg(j), &e) != 0)
+		if (spool_msg_tick(spool_job_msg(j), &e) != 0) /* a no-op until it is time */
 			cli_error(&e); /* lost: let it finish, the outcome says so */
 	}
 	while (spool_job_finish(j, 0, &oc, desc, sizeof desc, &e) != 0)
 		if (!ride_out(&e, ": the message stays in cur/"))
 			cli_fail(&e);
 	ride_out(NULL, NULL);
+	if (spool_job_cannot_run(j) && oc == SPOOL_RETRY) /* given back uncounted */
+		cli_die(EX_CONFIG, "handler '%s' cannot run (%s): messages left in the queue",
+		        spool_printable(opt.cmd), desc);
 	switch (oc) {
 	case SPOOL_ACKED:
 		break;

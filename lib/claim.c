@@ -227,6 +227,7 @@ take_back(spool_queue *q, const char *name, const struct spool_name *n, int64_t 
 	char to[NAME_LEN];
 	nn.t = name_time(due);
 	name_format(to, sizeof to, &nn);
+	reason_write(q, &(spool_msg){.n = *n}, status, nn.t); /* before: never a retry without */
 	if (renameat(q->curfd, name, q->newfd, to) != 0)
 		return errno == ENOENT ? 0 : spool_fail_errno(e, errno, "rename cur/%s to new/%s", name, to);
 	spool_queue_arrived(q, to);
@@ -334,6 +335,7 @@ spool_repair(spool_queue *q, int flags, struct spool_repair *out, struct spool_e
 	/* tmp/: files of producers that died; their mtime says when they last wrote */
 	r.tmp = sweep_old(q->tmpfd, now, q->cfg.tmp_grace);
 	if (flags & SPOOL_REPAIR_FULL) {
+		reason_sweep(q, now); /* reasons of messages no longer waiting (6.13) */
 		long k = repair_corrupt(q, NULL); /* what is not a file, before it is claimed */
 		r.corrupt = k > 0 ? k : 0;
 		if (repair_expired(q, now, &r, e) != 0)
@@ -391,6 +393,7 @@ spool_replay(spool_queue *q, const struct spool_entry *en, spool_queue *to, int 
 		return spool_fail_errno(e, errno, "rename %s to %s/new/%s", en->path, to->name, name);
 	}
 	spool_queue_arrived(to, name);
+	reason_remove(q, n.id); /* a fresh start: no last failure */
 	if (!nosync && fsync_dir(to->newfd) != 0)
 		return spool_fail_errno(e, errno, "fsync %s/new", to->path);
 	return 0;
@@ -453,6 +456,8 @@ spool_ack(spool_msg *m, struct spool_err *e)
 		return errno == ENOENT ? lost(m, e) : spool_fail_errno(e, errno, "unlink cur/%s", m->name);
 	}
 	m->done = true;
+	if (m->n.attempts > 1) /* a delivery before this one failed: its reason goes */
+		reason_remove(q, m->n.id);
 	return 0;
 }
 
@@ -466,6 +471,8 @@ spool_nack(spool_msg *m, int64_t delay, const char *why, struct spool_err *e)
 	char to[NAME_LEN];
 	nn.t = spool_now() + (delay >= 0 ? delay : backoff_delay(&q->cfg, m->n.attempts));
 	name_format(to, sizeof to, &nn);
+	/* the reason first, so a retry in new/ always has one (6.13) */
+	reason_write(q, m, why, nn.t);
 	if (renameat(q->curfd, m->name, q->newfd, to) != 0)
 		return errno == ENOENT ? lost(m, e) :
 		       spool_fail_errno(e, errno, "rename cur/%s to new/%s", m->name, to);
@@ -559,7 +566,7 @@ spool_bury(spool_msg *m, const char *reason, const char *status, struct spool_er
 {
 	spool_queue *q = m->q;
 	int64_t now = spool_now();
-	char date[40], hdr[1400], tmpname[NAME_LEN + 8], to[NAME_LEN];
+	char date[40], hdr[1400 + REASON_TAIL_OUT + 512], tmpname[NAME_LEN + 8], to[NAME_LEN];
 	int deadfd, fd = -1;
 
 	/* own it for the time the copy takes, so no reaper buries it twice */
@@ -590,6 +597,8 @@ spool_bury(spool_msg *m, const char *reason, const char *status, struct spool_er
 	                 spool_fmt_time(now, date, sizeof date), m->n.attempts);
 	if (*st)
 		n += snprintf(hdr + n, sizeof hdr - (size_t)n, "Dead-Status: %s\n", st);
+	/* the handler's last words, one header a line (6.13) */
+	n += (int)reason_header_lines("Dead-Stderr", m->stderr_tail, hdr + n, sizeof hdr - (size_t)n);
 	fd = spool_open_file(q->tmpfd, tmpname, O_WRONLY | O_CREAT | O_TRUNC, 0666, NULL);
 	if (fd < 0)
 		return spool_fail_errno(e, errno, "create %s/tmp/%s", q->path, tmpname);
@@ -612,6 +621,7 @@ spool_bury(spool_msg *m, const char *reason, const char *status, struct spool_er
 	if (unlinkat(q->curfd, m->name, 0) != 0 && errno != ENOENT)
 		return spool_fail_errno(e, errno, "unlink cur/%s", m->name);
 	m->done = true;
+	reason_remove(q, m->n.id); /* its last failure is in the dead letter now */
 	return 0;
 fail:
 	if (fd >= 0)

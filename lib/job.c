@@ -5,7 +5,9 @@
  * the file, positioned after the headers) and the message in its environment;
  * the caller holds the lease while it runs (settle.c) and its exit status
  * becomes ack, retry or bury (the qmail/fsq convention, spool-layout.md
- * "Handlers"), settled by spool_settle.
+ * "Handlers"), settled by spool_settle.  Its stderr is a pipe: what it writes
+ * is passed on to ours as it comes and its tail kept, the reason of a failure
+ * (reason.c, spool-layout.md 6.13).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +30,13 @@ struct spool_job {
 	bool killed;       /* spool_job_kill was called */
 	bool reaped;       /* waited for: status holds its wait status */
 	int status;
+	bool cannot_run;   /* exit 126 or 127 */
+	int errfd;         /* read end of its stderr, -1 without one */
+	bool err_eof;      /* errfd reached its end */
+	bool wrapped;      /* raw has been filled round at least once */
+	size_t rawpos;     /* next byte of raw to write */
+	char raw[REASON_RAW]; /* the tail of its stderr, a ring */
+	char tail[REASON_TAIL_OUT];
 };
 
 static void
@@ -48,7 +57,7 @@ set_header_env(const char *h)
 }
 
 static void
-child(spool_msg *m, int bodyfd, const char *cmd, int flags)
+child(spool_msg *m, int bodyfd, int errw, const char *cmd, int flags)
 {
 	char num[24];
 	sigset_t none;
@@ -60,7 +69,7 @@ child(spool_msg *m, int bodyfd, const char *cmd, int flags)
 	signal(SIGCHLD, SIG_DFL);
 	/* the lease is kept alive by the parent: without it, stop */
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
-	if (dup2(bodyfd, 0) < 0)
+	if (dup2(bodyfd, 0) < 0 || (errw >= 0 && dup2(errw, 2) < 0))
 		_exit(127);
 	if (flags & SPOOL_JOB_PGRP)
 		setpgid(0, 0); /* so a timeout can stop the handler and its children */
@@ -81,15 +90,20 @@ spool_job *
 spool_job_start(spool_msg *m, const char *cmd, int flags, struct spool_err *e)
 {
 	spool_job *j = calloc(1, sizeof *j);
-	int bodyfd = -1;
+	int bodyfd = -1, errp[2] = {-1, -1};
 	if (!j) {
 		spool_fail_errno(e, errno, "run handler");
 		goto fail;
 	}
 	j->m = m;
-	j->pidfd = -1;
+	j->pidfd = j->errfd = -1;
 	if (!spool_msg_headers(m, e) || (bodyfd = spool_msg_body_fd(m, e)) < 0)
 		goto fail;
+	/* no pipe (out of descriptors): it writes to our stderr, uncaptured */
+	if (pipe2(errp, O_CLOEXEC) == 0)
+		fcntl(errp[0], F_SETFL, O_NONBLOCK);
+	else
+		errp[0] = errp[1] = -1;
 	(void)fflush(NULL); /* what stdio holds is not the handler's to write twice */
 	j->pid = fork();
 	if (j->pid < 0) {
@@ -98,7 +112,11 @@ spool_job_start(spool_msg *m, const char *cmd, int flags, struct spool_err *e)
 		goto give_back;
 	}
 	if (j->pid == 0)
-		child(m, bodyfd, cmd, flags);
+		child(m, bodyfd, errp[1], cmd, flags);
+	if (errp[1] >= 0)
+		close(errp[1]);
+	j->errfd = errp[0];
+	errp[0] = errp[1] = -1;
 	if (flags & SPOOL_JOB_PGRP) {
 		setpgid(j->pid, j->pid); /* also here: no race with spool_job_kill */
 		j->pgrp = true;
@@ -125,12 +143,62 @@ give_back:
 fail:
 	if (bodyfd >= 0)
 		close(bodyfd);
+	for (int i = 0; i < 2; i++)
+		if (errp[i] >= 0)
+			close(errp[i]);
+	if (j && j->errfd >= 0)
+		close(j->errfd);
 	free(j);
 	spool_msg_free(m);
 	return NULL;
 }
 
 pid_t spool_job_pid(const spool_job *j) { return j->pid; }
+int spool_job_errfd(const spool_job *j) { return j->err_eof ? -1 : j->errfd; }
+int spool_job_cannot_run(const spool_job *j) { return j->cannot_run; }
+
+void
+spool_job_drain(spool_job *j)
+{
+	char buf[65536];
+	while (j->errfd >= 0 && !j->err_eof) {
+		ssize_t r = read(j->errfd, buf, sizeof buf);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 && errno == EAGAIN)
+			return;
+		if (r <= 0) {
+			j->err_eof = true; /* every writer is gone (or it failed: the same) */
+			return;
+		}
+		(void)write_all(2, buf, (size_t)r); /* operators watch it there */
+		for (const char *p = buf; p < buf + r;) {
+			size_t n = sizeof j->raw - j->rawpos;
+			if (n > (size_t)(buf + r - p))
+				n = (size_t)(buf + r - p);
+			memcpy(j->raw + j->rawpos, p, n);
+			p += n;
+			j->rawpos += n;
+			if (j->rawpos == sizeof j->raw)
+				j->rawpos = 0, j->wrapped = true;
+		}
+	}
+}
+
+/* The tail as escaped lines, for the reason or the dead letter. */
+static const char *
+job_tail(spool_job *j)
+{
+	char lin[REASON_RAW];
+	size_t n = 0;
+	if (j->wrapped) {
+		n = sizeof j->raw - j->rawpos;
+		memcpy(lin, j->raw + j->rawpos, n);
+	}
+	memcpy(lin + n, j->raw, j->rawpos);
+	n += j->rawpos;
+	return reason_tail_lines(lin, n, j->wrapped, j->tail, sizeof j->tail) ? j->tail : NULL;
+}
 int spool_job_pidfd(const spool_job *j) { return j->pidfd; }
 spool_msg *spool_job_msg(const spool_job *j) { return j->m; }
 
@@ -163,8 +231,14 @@ spool_job_finish(spool_job *j, int timed_out, enum spool_outcome *out, char *des
 	}
 	st = j->status;
 	int code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	/* the shell could not find or execute the command: not the message's fault */
+	j->cannot_run = timed_out == 0 && (code == 126 || code == 127);
+	spool_job_drain(j); /* what it wrote before it ended is in the pipe */
+	j->m->stderr_tail = job_tail(j);
 	if (timed_out > 0)
 		snprintf(desc, desclen, "timeout");
+	else if (j->cannot_run)
+		snprintf(desc, desclen, "exit %d: %s", code, code == 127 ? "not found" : "not executable");
 	else if (WIFEXITED(st))
 		snprintf(desc, desclen, "exit %d", code);
 	else
@@ -174,7 +248,7 @@ spool_job_finish(spool_job *j, int timed_out, enum spool_outcome *out, char *des
 	bool finished = WIFEXITED(st) && (code == 0 || code == 65 || code == 100);
 	char why[128];
 	struct spool_verdict v = {.what = SPOOL_DO_RETRY, .delay = -1, .status = desc};
-	if (timed_out < 0 && !finished) {
+	if ((timed_out < 0 && !finished) || j->cannot_run) {
 		v.what = SPOOL_DO_DEFER, v.delay = 0;
 	} else if (timed_out <= 0 && code == 0) {
 		v.what = SPOOL_DO_ACK;
@@ -183,7 +257,8 @@ spool_job_finish(spool_job *j, int timed_out, enum spool_outcome *out, char *des
 		v.what = SPOOL_DO_BURY, v.reason = why;
 	}
 	r = spool_settle(j->m, &v, out, e);
-	if (r == 0 && v.what == SPOOL_DO_DEFER && *out == SPOOL_RETRY)
+	j->m->stderr_tail = NULL;
+	if (r == 0 && v.what == SPOOL_DO_DEFER && *out == SPOOL_RETRY && !j->cannot_run)
 		snprintf(desc, desclen, "stopped");
 	return r;
 }
@@ -195,6 +270,8 @@ spool_job_free(spool_job *j)
 		return;
 	if (j->pidfd >= 0)
 		close(j->pidfd);
+	if (j->errfd >= 0)
+		close(j->errfd);
 	spool_msg_free(j->m);
 	free(j);
 }

@@ -59,6 +59,24 @@ peek_file(int dirfd, const char *name, struct spool_entry *en)
 	return 0;
 }
 
+/* The last failure (6.13) of a message waiting for a retry, as "STATUS: last
+ * stderr line". */
+static void
+last_failure(spool_queue *q, struct spool_entry *en)
+{
+	struct spool_failure f;
+	if (spool_entry_failure(q, en, &f) <= 0 || !*f.status)
+		return;
+	const char *last = strrchr(f.stderr_tail, '\n');
+	last = last ? last + 1 : f.stderr_tail;
+	char buf[sizeof f.status + sizeof f.stderr_tail];
+	size_t n = (size_t)snprintf(buf, sizeof buf, "%s%s%s", f.status, *last ? ": " : "", last);
+	if (n >= sizeof en->reason)
+		n = sizeof en->reason - 1; /* a column, cut */
+	memcpy(en->reason, buf, n);
+	en->reason[n] = '\0';
+}
+
 static int
 list_dir(spool_queue *q, int dirfd, const char *sub, enum spool_state st0, unsigned states,
          int flags, spool_entry_fn *fn, void *arg, struct spool_err *e)
@@ -98,6 +116,8 @@ list_dir(spool_queue *q, int dirfd, const char *sub, enum spool_state st0, unsig
 		}
 		if ((flags & SPOOL_LIST_PEEK) && peek_file(dirfd, l.v[i], &en) < 0)
 			continue;
+		if ((flags & SPOOL_LIST_PEEK) && st0 == SPOOL_READY)
+			last_failure(q, &en);
 		rc = fn(&en, arg);
 	}
 	list_clear(&l);

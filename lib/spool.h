@@ -311,6 +311,17 @@ spool_msg *spool_job_msg(const spool_job *j);
 int spool_job_finish(spool_job *j, int timed_out, enum spool_outcome *out,
                      char *desc, size_t desclen, struct spool_err *e);
 void spool_job_free(spool_job *j);
+/* The read end of the handler's stderr (non-blocking, -1 once at its end):
+ * when it is readable, call spool_job_drain. */
+int spool_job_errfd(const spool_job *j);
+/* Read what the handler wrote to stderr, pass it on to our stderr and keep
+ * its tail for the reason of a failure (spool_job_finish drains the rest). */
+void spool_job_drain(spool_job *j);
+/* 1 when the handler could not be run at all (exit 126 or 127: the command
+ * not found or not executable): spool_job_finish gave the message back
+ * uncounted.  A configuration error: the caller stops (mq-recv, 78) or
+ * pauses (mq-relayd). */
+int spool_job_cannot_run(const spool_job *j);
 
 /* ---- watching (watch.c) ---- */
 
@@ -343,7 +354,8 @@ struct spool_entry {
 	int64_t size;      /* file bytes (SPOOL_LIST_SIZE), else -1 */
 	int64_t body_size; /* body bytes (SPOOL_LIST_PEEK), else -1 */
 	char line[81];     /* the body's first line, printable (SPOOL_LIST_PEEK) */
-	char reason[128];  /* dead/: the latest Dead-Reason (SPOOL_LIST_PEEK) */
+	char reason[128];  /* dead/: the latest Dead-Reason; new/: the last failure,
+	                      "STATUS: last stderr line" (SPOOL_LIST_PEEK) */
 	const char *name;  /* file name in its directory */
 	const char *path;  /* absolute */
 };
@@ -356,6 +368,17 @@ typedef int spool_entry_fn(const struct spool_entry *en, void *arg);
 int spool_list(spool_queue *q, unsigned states, int flags, spool_entry_fn *fn, void *arg,
                struct spool_err *e);
 const char *spool_state_name(enum spool_state s);
+
+/* The last failure of a message (spool-layout.md 6.13): of one waiting for
+ * a retry its QUEUE/reasons/ID, of a dead letter its latest Dead-* headers. */
+struct spool_failure {
+	char status[256];       /* "exit 3", "timeout", "HTTP 500: ..." */
+	int64_t at;             /* when it failed (ms), 0: not known */
+	int64_t next_try;       /* waiting: when it is due again, 0 for a dead letter */
+	char stderr_tail[6144]; /* the handler's last stderr lines, escaped, joined by LF */
+};
+/* 1 filled, 0 none known (never failed, or a claimed or done message). */
+int spool_entry_failure(spool_queue *q, const struct spool_entry *en, struct spool_failure *f);
 
 /* ---- figures of a queue (stat.c): mq-stat, mq-relayd's /v1/stats and /metrics ---- */
 

@@ -84,6 +84,7 @@ struct spool_msg {
 	int64_t next_tick;     /* when the lease is next extended (0: half of it left) */
 	bool lost;             /* an extension found it gone: someone else has it */
 	bool held;             /* in q->held: recorded in our holder file */
+	const char *stderr_tail; /* the handler's stderr, escaped lines (reason.c), or NULL */
 };
 
 /* err.c */
@@ -141,6 +142,21 @@ const char *body_start(const char *buf, size_t len);
 int64_t backoff_delay(const struct spool_config *c, unsigned attempt);
 int take_back(spool_queue *q, const char *name, const struct spool_name *n, int64_t due,
               const char *status, struct spool_err *e);
+
+/* reason.c (spool-layout.md 6.13) */
+#define REASON_RAW 2048       /* bytes of a handler's stderr kept: its tail */
+#define REASON_LINES 20       /* lines of it kept */
+#define REASON_TAIL_OUT 6144  /* the tail, escaped */
+#define REASON_GRACE (60 * 1000) /* ms: a reason younger than this is never swept */
+/* The last REASON_LINES lines of raw[0..len), control characters and \
+ * escaped, lines joined by LF (cut: raw starts in the middle of a line). */
+size_t reason_tail_lines(const char *raw, size_t len, bool cut, char *out, size_t outlen);
+/* "NAME: line\n" for each line of tail (NULL: none) into buf: bytes written. */
+size_t reason_header_lines(const char *name, const char *tail, char *buf, size_t len);
+/* QUEUE/reasons/ID of m, a retry due at next_try: best effort, never fails. */
+void reason_write(spool_queue *q, const spool_msg *m, const char *status, int64_t next_try);
+void reason_remove(spool_queue *q, const char *id);
+long reason_sweep(spool_queue *q, int64_t now);
 
 /* holder.c */
 void holder_add(spool_msg *m);

@@ -3,7 +3,11 @@
  * exec.c: consumers that run a command per message, exactly as `mq-recv -x
  * CMD` does (lib/job.c).  Each handler is watched through its pidfd; one
  * timer per handler covers its lease heartbeat, its timeout and the TERM
- * then KILL escalation, at timeout or at shutdown.
+ * then KILL escalation, at timeout or at shutdown.  Its stderr is a second io
+ * source, drained as it comes (passed on to ours, its tail kept for the
+ * reason of a failure).  A command that cannot run (exit 126, 127) pauses
+ * its consumer: the message goes back uncounted, and the command is tried
+ * again after CMD_PAUSE or at SIGHUP.
  */
 #include <errno.h>
 #include <signal.h>
@@ -14,11 +18,14 @@
 
 #include "relayd.h"
 
+#define CMD_PAUSE (60 * 1000) /* a command that cannot run: try it again after this */
+
 struct job {
 	struct work w;         /* first: the daemon's list of deliveries */
 	struct relayd *r;
 	spool_job *j;
 	struct loop_io *io;    /* the pidfd */
+	struct loop_io *errio; /* its stderr, NULL once at its end */
 	struct loop_timer timer;
 	int64_t started, kill_at;
 	int signals;           /* 0 running, 1 sent TERM, 2 sent KILL */
@@ -55,10 +62,25 @@ finish(struct job *j)
 	int how = j->timed_out ? 1 : (j->signals && r->stopping) ? -1 : 0;
 
 	loop_io_del(r->loop, j->io);
+	loop_io_del(r->loop, j->errio);
 	loop_timer_set(r->loop, &j->timer, 0);
 	if (spool_job_finish(j->j, how, &oc, desc, sizeof desc, &e) != 0) {
 		logmsg(LOG_ERR, "%s: %s: %s", c->queue, id, e.msg);
+	} else if (spool_job_cannot_run(j->j) && oc == SPOOL_RETRY) {
+		/* the consumer's fault, not the message's: no attempt burnt */
+		if (!c->cmd_broken)
+			logmsg(LOG_ERR,
+			       "consume %s: handler '%s' cannot run (%s): PAUSED, messages left in the "
+			       "queue uncounted (fix the command, then SIGHUP; trying again in %ds)",
+			       c->queue, c->cmd, desc, CMD_PAUSE / 1000);
+		else
+			logmsg(LOG_DEBUG, "consume %s: handler still cannot run (%s)", c->queue, desc);
+		c->cmd_broken = true;
+		c->rest_until = spool_now() + CMD_PAUSE;
 	} else {
+		if (c->cmd_broken)
+			logmsg(LOG_INFO, "consume %s: the handler runs again", c->queue);
+		c->cmd_broken = false;
 		switch (oc) {
 		case SPOOL_ACKED:
 			r->n.handled++;
@@ -92,6 +114,18 @@ on_exit_fd(void *arg, uint32_t events)
 {
 	(void)events;
 	finish(arg);
+}
+
+static void
+on_err_fd(void *arg, uint32_t events)
+{
+	struct job *j = arg;
+	(void)events;
+	spool_job_drain(j->j);
+	if (spool_job_errfd(j->j) < 0) { /* its end: nothing more to watch */
+		loop_io_del(j->r->loop, j->errio);
+		j->errio = NULL;
+	}
 }
 
 /* Heartbeat, timeout and the TERM-then-KILL escalation. */
@@ -155,6 +189,11 @@ exec_start(struct relayd *r, struct consumer *c, spool_msg *m)
 		c->rest_until = spool_now() + ERROR_BACKOFF;
 		return;
 	}
+	if (spool_job_errfd(j->j) >= 0 &&
+	    !(j->errio = loop_io_add(r->loop, spool_job_errfd(j->j), EPOLLIN, on_err_fd, j)))
+		/* unread, a handler that writes much blocks: the timeout ends it */
+		logmsg(LOG_WARNING, "%s: %s: epoll_ctl: %s: its stderr is not read until it ends",
+		       c->queue, id, strerror(errno));
 	arm(j);
 	logmsg(LOG_DEBUG, "%s: %s: handler started (attempt %u, pid %d)", c->queue, id, attempt,
 	       (int)spool_job_pid(j->j));

@@ -44,6 +44,7 @@ struct consumer {
 	int64_t rest_until;    /* after an error, or while the queue is missing */
 	bool retired;          /* removed by a reload: finish what runs, claim nothing */
 	bool gone;             /* its directory went away: reopen it when it is back, do not create */
+	bool cmd_broken;       /* its command cannot run (126, 127): paused, said once */
 	struct loop_timer wake;
 	struct consumer *next;
 };

@@ -96,10 +96,10 @@ gives_back() { # STATUS: a handler exiting STATUS leaves the message in new/, at
 	[ "$(name_attempts "$f")" = 1 ]
 }
 
-@test "-x: a command that does not exist gives the message back" {
+@test "-x: a command that does not exist gives the message back uncounted, exit 78" {
 	echo x | mq-send q
-	run -75 mq-recv -x 'no-such-command-anywhere' q
-	[ "$(name_attempts "$(only_file q new)")" = 1 ]
+	run -78 mq-recv -x 'no-such-command-anywhere' q
+	[ "$(name_attempts "$(only_file q new)")" = 0 ]
 }
 
 buries() { # STATUS: a handler exiting STATUS buries the message at once
