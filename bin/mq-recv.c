@@ -301,7 +301,7 @@ main(int argc, char **argv)
 		if (nheld)
 			flush_out(); /* before sleeping, and before giving up */
 		/* nothing due: wait only when asked to, and (without -f) only for the first */
-		if (!waiting || (!follow && got > 0) || (deadline && spool_now() >= deadline))
+		if (stop || !waiting || (!follow && got > 0) || (deadline && spool_now() >= deadline))
 			break;
 		/* leases of others end by time alone: take them back when the
 		 * earliest one is due, and look for new ones every REPAIR_EVERY */
