@@ -133,6 +133,12 @@ size_t spool_batch_pending(const spool_batch *b);
  * the number published.  With a key: 0 when the key was seen within the
  * dedup window (the message is dropped and *dup_of names the first id). */
 long spool_batch_commit(spool_batch *b, const char **dup_of, struct spool_err *e);
+/* A commit refused by the queue's limits (max-length, min-free: EX_TEMPFAIL)
+ * did nothing and keeps the batch.  This waits until the limits admit it,
+ * however long (an event when a message leaves new/ or cur/, and a count
+ * every 2 s): 0, or -1 (another error, or a batch larger than max-length).
+ * The commit may still be refused (another producer was faster): wait again. */
+int spool_batch_wait_room(spool_batch *b, struct spool_err *e);
 /* Id of the i-th message of the last commit. */
 const char *spool_batch_id(const spool_batch *b, size_t i);
 /* Unlinks what was not committed. */

@@ -140,6 +140,13 @@ int64_t backoff_delay(const struct spool_config *c, unsigned attempt);
 int take_back(spool_queue *q, const char *name, const struct spool_name *n, int64_t due,
               const char *status, struct spool_err *e);
 
+/* watch.c */
+/* An inotify fd that becomes readable when a name leaves q's new/ or cur/
+ * (a claim, an ack, a deletion), or -1. */
+int room_watch(spool_queue *q, struct spool_err *e);
+/* Wait up to ms for such an event, and read them all. */
+void room_wait(int fd, int ms);
+
 /* holder.c */
 void holder_add(spool_msg *m);
 void holder_note(spool_msg *m);

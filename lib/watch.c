@@ -9,10 +9,14 @@
  * holders/ is watched too: a holder file closed after writing is a holder
  * that ended (spool-layout.md 6.12), perhaps killed, so the queue is
  * repaired at its next claim and its caller told to look again.
+ *
+ * A producer waiting for room (send.c, mq-send -l into a full queue)
+ * watches new/ and cur/ for names leaving them (room_watch, room_wait).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -174,6 +178,35 @@ spool_watch_read(spool_watch *w, spool_watch_fn *fn, void *arg, struct spool_err
 				fn(arg, hit[i], lost ? SPOOL_WATCH_LOST : SPOOL_WATCH_ARRIVED);
 		}
 	}
+}
+
+int
+room_watch(spool_queue *q, struct spool_err *e)
+{
+	int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (fd < 0)
+		return spool_fail_errno(e, errno, "inotify_init");
+	const char *subs[] = {"new", "cur"};
+	for (size_t i = 0; i < 2; i++) {
+		char path[PATH_MAX];
+		snprintf(path, sizeof path, "%s/%s", q->path, subs[i]);
+		if (inotify_add_watch(fd, path, IN_MOVED_FROM | IN_DELETE | IN_ONLYDIR) < 0) {
+			int err = errno;
+			close(fd);
+			return spool_fail_errno(e, err, "watch %s", path);
+		}
+	}
+	return fd;
+}
+
+void
+room_wait(int fd, int ms)
+{
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	struct pollfd pfd = {fd, POLLIN, 0};
+	if (poll(&pfd, 1, ms) > 0)
+		while (read(fd, buf, sizeof buf) > 0)
+			; /* what left does not matter: the caller counts again */
 }
 
 void
