@@ -10,8 +10,11 @@
  * that ended (spool-layout.md 6.12), perhaps killed, so the queue is
  * repaired at its next claim and its caller told to look again.
  *
- * A producer waiting for room (send.c, mq-send -l into a full queue)
- * watches new/ and cur/ for names leaving them (room_watch, room_wait).
+ * The queue directory itself is watched for its pause marker (pause.c): the
+ * marker appearing or going is told as SPOOL_WATCH_PAUSE, so that a paused
+ * consumer waits for an event, not a timer.  And a producer waiting for room
+ * (send.c, mq-send -l into a full queue) watches new/ and cur/ for names
+ * leaving them (room_watch, room_wait).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -30,6 +33,7 @@ struct wq {
 	int wd;
 	spool_queue *q;
 	int hwd;       /* the watch of q's holders/, or -1 */
+	int pwd;       /* the watch of the queue directory (its pause marker), or -1 */
 };
 
 struct spool_watch {
@@ -72,10 +76,14 @@ spool_watch_add(spool_watch *w, spool_queue *q, struct spool_err *e)
 		mkdirat(q->fd, "holders", 0777);
 		hwd = inotify_add_watch(w->fd, path, IN_CLOSE_WRITE | IN_ONLYDIR);
 	}
+	/* without it, a paused consumer notices a resume at its next rescan */
+	int pwd = inotify_add_watch(w->fd, q->path,
+	                            IN_MOVED_TO | IN_CREATE | IN_MOVED_FROM | IN_DELETE | IN_ONLYDIR);
 	for (size_t i = 0; i < w->n; i++)
 		if (w->v[i].q == q) {
 			w->v[i].wd = wd;
 			w->v[i].hwd = hwd;
+			w->v[i].pwd = pwd;
 			return wd;
 		}
 	if (w->n == w->cap) {
@@ -85,7 +93,7 @@ spool_watch_add(spool_watch *w, spool_queue *q, struct spool_err *e)
 			return spool_fail_errno(e, ENOMEM, "watch %s", path);
 		w->v = v, w->cap = cap;
 	}
-	w->v[w->n++] = (struct wq){wd, q, hwd};
+	w->v[w->n++] = (struct wq){wd, q, hwd, pwd};
 	return wd;
 }
 
@@ -94,18 +102,21 @@ spool_watch_remove(spool_watch *w, spool_queue *q)
 {
 	for (size_t i = 0; i < w->n; i++)
 		if (w->v[i].q == q) {
-			int wd = w->v[i].wd, hwd = w->v[i].hwd;
+			int wd = w->v[i].wd, hwd = w->v[i].hwd, pwd = w->v[i].pwd;
 			w->v[i] = w->v[--w->n];
 			/* two queue objects of one directory (two consumers) share a wd */
-			bool shared = false, hshared = false;
+			bool shared = false, hshared = false, pshared = false;
 			for (size_t k = 0; k < w->n; k++) {
 				shared |= w->v[k].wd == wd;
 				hshared |= w->v[k].hwd == hwd;
+				pshared |= w->v[k].pwd == pwd;
 			}
 			if (wd >= 0 && !shared)
 				inotify_rm_watch(w->fd, wd);
 			if (hwd >= 0 && !hshared)
 				inotify_rm_watch(w->fd, hwd);
+			if (pwd >= 0 && !pshared)
+				inotify_rm_watch(w->fd, pwd);
 			return;
 		}
 }
@@ -159,6 +170,21 @@ spool_watch_read(spool_watch *w, spool_watch_fn *fn, void *arg, struct spool_err
 				}
 				for (size_t i = 0; fn && i < nhit; i++)
 					fn(arg, hit[i], SPOOL_WATCH_ARRIVED);
+				if (nhit)
+					continue;
+			}
+			if (ev->wd >= 0) { /* the pause marker came or went */
+				for (size_t i = 0; i < w->n && nhit < 16; i++) {
+					struct wq *x = &w->v[i];
+					if (x->pwd != ev->wd)
+						continue;
+					if (ev->mask & IN_IGNORED)
+						x->pwd = -1;
+					else if (ev->len && strcmp(ev->name, "paused") == 0)
+						hit[nhit++] = x->q;
+				}
+				for (size_t i = 0; fn && i < nhit; i++)
+					fn(arg, hit[i], SPOOL_WATCH_PAUSE);
 				if (nhit)
 					continue;
 			}

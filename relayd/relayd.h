@@ -43,6 +43,7 @@ struct consumer {
 	int64_t rest_until;    /* after an error, or while the queue is missing */
 	bool retired;          /* removed by a reload: finish what runs, claim nothing */
 	bool gone;             /* its directory went away: reopen it when it is back, do not create */
+	bool paused;           /* its queue is paused (mq-pause): claim nothing, as last seen */
 	struct loop_timer wake;
 	struct consumer *next;
 };
