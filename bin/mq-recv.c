@@ -227,6 +227,37 @@ ms_until(int64_t t)
 	return d < 0 ? 0 : d > INT_MAX ? INT_MAX : (int)d;
 }
 
+/*
+ * A paused queue (mq-pause) gives nothing: mq-recv exits EX_PAUSED, or stops
+ * after what it got; -f waits for the marker to go (an inotify event on the
+ * queue directory) and then goes on.  1: resumed, look again; 0: stop.
+ */
+static int
+paused(spool_queue *q, spool_watch *w, long got)
+{
+	static int said;
+	struct spool_err e = {0};
+	if (nheld)
+		flush_out();
+	if (!opt.follow) {
+		if (got)
+			return 0;
+		cli_warn("queue %s is paused (mq-pause -u %s resumes it)", spool_queue_name(q),
+		         spool_queue_name(q));
+		cli_exit(EX_PAUSED);
+	}
+	if (!said++)
+		cli_warn("queue %s is paused: waiting for mq-pause -u %s", spool_queue_name(q),
+		         spool_queue_name(q));
+	while (!stop && spool_queue_paused(q)) {
+		struct pollfd pfd = {spool_watch_fd(w), POLLIN, 0};
+		if (poll(&pfd, 1, REPAIR_EVERY) > 0 && spool_watch_read(w, NULL, NULL, &e) < 0)
+			cli_fail(&e);
+	}
+	said = 0;
+	return !stop;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -292,6 +323,8 @@ main(int argc, char **argv)
 	while (!stop && (want == 0 || got < want)) {
 		spool_msg *m;
 		int64_t next_due;
+		if (spool_queue_paused(q) && !paused(q, w, got))
+			break;
 		int r = spool_claim(q, &m, &next_due, &e);
 		if (r < 0) {
 			give_back_held("claim failed");
@@ -307,7 +340,7 @@ main(int argc, char **argv)
 		if (nheld)
 			flush_out(); /* before sleeping, and before giving up */
 		/* nothing due: wait only when asked to, and (without -f) only for the first */
-		if (!waiting || (!follow && got > 0) || (deadline && spool_now() >= deadline))
+		if (stop || !waiting || (!follow && got > 0) || (deadline && spool_now() >= deadline))
 			break;
 		/* leases of others end by time alone: take them back when the
 		 * earliest one is due, and look for new ones every REPAIR_EVERY */

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * mq-replay: move dead letters (or, with --from done, kept acked messages)
- * back to new/ with their attempts reset, selected by id, by time or all.
- * Prints each id it moved; exit 1 when nothing matched.
+ * back to new/ with their attempts reset, selected by id, by time or all;
+ * with --now, makes waiting (delayed) messages due at once instead, as
+ * postqueue -f does.  Prints each id it moved; exit 1 when nothing matched.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -13,13 +14,15 @@
 
 static const char usage[] =
 	"usage: mq-replay [-n] [-d dir] [--all] [--from dead|done] [--since time]\n"
-	"                 [--until time] [--to queue] queue [id ... | -]\n";
+	"                 [--until time] [--to queue] queue [id ... | -]\n"
+	"       mq-replay --now [-n] [-d dir] [--all] queue [id ... | -]\n";
 
 struct sel {
 	char **ids;          /* wanted ids, or NULL for every one */
 	size_t nids;
 	int64_t since, until;
 	int dry_run;
+	int now;             /* --now: make delayed messages due, in their queue */
 	spool_queue *q, *to;
 	long moved;
 	int rc;
@@ -55,7 +58,8 @@ replay(const struct spool_entry *en, void *arg)
 	struct spool_err e = {0};
 	if (!wanted(s, en->id) || (s->since && en->t < s->since) || (s->until && en->t > s->until))
 		return 0;
-	if (!s->dry_run && spool_replay(s->q, en, s->to, 0, &e) != 0) {
+	if (!s->dry_run && (s->now ? spool_due_now(s->q, en, 0, &e)
+	                           : spool_replay(s->q, en, s->to, 0, &e)) != 0) {
 		cli_error(&e);
 		if (e.code > s->rc)
 			s->rc = e.code;
@@ -88,6 +92,7 @@ main(int argc, char **argv)
 		{"all", no_argument, NULL, 'A'},
 		{"dry-run", no_argument, NULL, 'n'},
 		{"from", required_argument, NULL, 'F'},
+		{"now", no_argument, NULL, 'N'},
 		{"since", required_argument, NULL, 'S'},
 		{"to", required_argument, NULL, 'T'},
 		{"until", required_argument, NULL, 'U'},
@@ -98,7 +103,7 @@ main(int argc, char **argv)
 	struct spool_err e = {0};
 	const char *dir = NULL, *to = NULL;
 	enum spool_state from = SPOOL_DEAD;
-	int all = 0, c;
+	int all = 0, from_set = 0, c;
 
 	cli_init(argv[0], usage);
 	while ((c = getopt_long(argc, argv, "d:hn", longopts, NULL)) != -1) {
@@ -106,6 +111,7 @@ main(int argc, char **argv)
 		case 'A': all = 1; break;
 		case 'd': dir = optarg; break;
 		case 'F':
+			from_set = 1;
 			if (strcmp(optarg, "dead") == 0)
 				from = SPOOL_DEAD;
 			else if (strcmp(optarg, "done") == 0)
@@ -115,6 +121,7 @@ main(int argc, char **argv)
 			break;
 		case 'h': cli_usage(1);
 		case 'n': s.dry_run = 1; break;
+		case 'N': s.now = 1; break;
 		case 'S': s.since = when("--since", optarg); break;
 		case 'T': to = optarg; break;
 		case 'U': s.until = when("--until", optarg); break;
@@ -127,6 +134,8 @@ main(int argc, char **argv)
 		cli_usage(0);
 	if (argc > 1 && all)
 		cli_die(EX_USAGE, "--all and ids: give one");
+	if (s.now && (from_set || to || s.since || s.until))
+		cli_die(EX_USAGE, "--now: with ids or --all only (not --from, --to, --since, --until)");
 	if (argc == 1 && !all && !s.since && !s.until)
 		cli_die(EX_USAGE, "say what to replay: ids, -, --all, --since or --until");
 	if (argc > 1) {
@@ -142,7 +151,7 @@ main(int argc, char **argv)
 		cli_die(EX_USAGE, "--to: bad queue name '%s'", spool_printable(to));
 	if (to && !s.dry_run && !(s.to = cli_queue(&sp2, dir, to, SPOOL_CREATE)))
 		cli_die(EX_CANTCREAT, "queue %s: cannot create", to);
-	if (spool_list(s.q, 1u << from, 0, replay, &s, &e) < 0)
+	if (spool_list(s.q, s.now ? 1u << SPOOL_DELAYED : 1u << from, 0, replay, &s, &e) < 0)
 		cli_fail(&e);
 	if (fflush(stdout) != 0)
 		cli_die(EX_IOERR, "write to stdout");

@@ -26,6 +26,7 @@ static const char usage[] =
 
 static int print_ids;
 static spool_batch *batch; /* freed on every failure: no file is left in tmp/ */
+static size_t line_batch = LINE_BATCH; /* at most the queue's max-length: else it never fits */
 
 static noreturn void
 fail(const struct spool_err *e)
@@ -34,13 +35,25 @@ fail(const struct spool_err *e)
 	cli_fail(e);
 }
 
-/* Returns the exit code: 0, or EX_DUPLICATE for a --strict duplicate. */
+/* Returns the exit code: 0, or EX_DUPLICATE for a --strict duplicate.  With
+ * wait (-l), a queue that is full, or a disk under its reserve, is waited
+ * out (a pipe is not to be broken); a one-shot send exits 75 for its caller
+ * to retry. */
 static int
-commit(spool_batch *b, const char *key, int strict)
+commit(spool_batch *b, const char *key, int strict, int wait)
 {
+	static int said;
 	struct spool_err e = {0};
 	const char *dup = NULL;
-	long n = spool_batch_commit(b, &dup, &e);
+	long n;
+	/* refused by the limits, the batch is kept (pending): anything else dropped it */
+	while ((n = spool_batch_commit(b, &dup, &e)) < 0 && wait && e.code == EX_TEMPFAIL &&
+	       spool_batch_pending(b) > 0) {
+		if (!said++)
+			cli_warn("%s: waiting for room", e.msg);
+		if (spool_batch_wait_room(b, &e) != 0)
+			fail(&e);
+	}
 	if (n < 0)
 		fail(&e);
 	if (dup) {
@@ -134,20 +147,20 @@ lines(spool_batch *b, int fd)
 			open_msg = 0;
 			if (!first)
 				first = spool_now();
-			if (spool_batch_pending(b) >= LINE_BATCH) {
-				commit(b, NULL, 0);
+			if (spool_batch_pending(b) >= line_batch) {
+				commit(b, NULL, 0, 1);
 				first = 0;
 			}
 		}
 		struct pollfd pfd = {fd, POLLIN, 0};
 		if (first && (poll(&pfd, 1, 0) == 0 || since(first) >= LINE_LINGER)) {
-			commit(b, NULL, 0);
+			commit(b, NULL, 0, 1);
 			first = 0;
 		}
 	}
 	if (open_msg && spool_batch_end(b, &e) != 0) /* a last line without newline */
 		fail(&e);
-	commit(b, NULL, 0);
+	commit(b, NULL, 0, 1);
 }
 
 int
@@ -230,6 +243,9 @@ main(int argc, char **argv)
 	int rc = 0;
 
 	if (line_mode) {
+		int64_t max = spool_queue_config(q)->max_length;
+		if (max > 0 && max < LINE_BATCH)
+			line_batch = (size_t)max;
 		if (argc == 1)
 			lines(b, 0);
 		for (int i = 1; i < argc; i++)
@@ -239,7 +255,7 @@ main(int argc, char **argv)
 			whole(b, 0, "stdin");
 		for (int i = 1; i < argc; i++)
 			whole(b, fds[i], argv[i]);
-		rc = commit(b, o.key, strict);
+		rc = commit(b, o.key, strict, 0);
 	}
 	spool_batch_free(b);
 	spool_queue_close(q);

@@ -52,6 +52,9 @@ print_repairs(const char *name, const struct spool_repair *r)
 		                      r->done);
 	if (r->ids)
 		k += (size_t)snprintf(buf + k, sizeof buf - k, ", %ld old dedup markers removed", r->ids);
+	if (r->dead)
+		k += (size_t)snprintf(buf + k, sizeof buf - k, ", %ld dead letters past dead-retention "
+		                      "removed", r->dead);
 	if (r->failed)
 		k += (size_t)snprintf(buf + k, sizeof buf - k, ", %ld messages could not be mended (see cur/)",
 		                      r->failed);
@@ -127,6 +130,9 @@ main(int argc, char **argv)
 			for (char **n = st[i].corrupt; n && *n; n++)
 				json_array_append_new(files, json_string(spool_printable(*n)));
 			json_object_set_new(o, "corrupt_files", files);
+			json_object_set_new(o, "paused", json_boolean(st[i].st.paused));
+			json_object_set_new(json_object_get(o, "repaired"), "dead_removed",
+			                    json_integer(st[i].rep.dead));
 			json_array_append_new(a, o);
 		}
 		json_dumpf(a, stdout, JSON_INDENT(2));
@@ -160,6 +166,10 @@ main(int argc, char **argv)
 		}
 		for (size_t i = 0; i < nq; i++)
 			print_repairs(list[i], &st[i].rep);
+		for (size_t i = 0; i < nq; i++)
+			if (st[i].ok && st[i].st.paused)
+				printf("paused %s: consumers claim nothing until mq-pause -u %s\n", list[i],
+				       list[i]);
 		for (size_t i = 0; i < nq; i++) {
 			if (!st[i].ok || !st[i].corrupt)
 				continue;

@@ -303,19 +303,19 @@ sweep_old(int dirfd, int64_t now, int64_t age)
 	return n;
 }
 
-/* done/ names carry the ack time: no stat needed. */
+/* done/ and dead/ names carry the ack or burial time: no stat needed. */
 static long
-sweep_done(spool_queue *q, int64_t now)
+sweep_done(spool_queue *q, const char *sub, int64_t keep, int64_t now)
 {
 	struct spool_list l = {0};
 	struct spool_name n;
 	long k = 0;
-	int fd = openat(q->fd, "done", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int fd = openat(q->fd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return 0;
 	if (list_scan(&l, fd, NULL) == 0)
 		for (size_t i = 0; i < l.n; i++)
-			if (name_parse(l.v[i], &n) == 0 && n.t + q->cfg.keep_acked < now &&
+			if (name_parse(l.v[i], &n) == 0 && n.t + keep < now &&
 			    unlinkat(fd, l.v[i], 0) == 0)
 				k++;
 	list_clear(&l);
@@ -341,7 +341,9 @@ spool_repair(spool_queue *q, int flags, struct spool_repair *out, struct spool_e
 		if (repair_expired(q, now, &r, e) != 0)
 			return -1;
 		if (q->cfg.keep_acked > 0)
-			r.done = sweep_done(q, now);
+			r.done = sweep_done(q, "done", q->cfg.keep_acked, now);
+		if (q->cfg.dead_retention > 0)
+			r.dead = sweep_done(q, "dead", q->cfg.dead_retention, now);
 		int fd = openat(q->fd, "ids", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (fd >= 0) {
 			/* under the lock: a sender may be refreshing a marker right now */

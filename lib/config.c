@@ -27,6 +27,7 @@ static const struct spool_config defaults = {
 	.dedup_window = 24 * 60 * 60 * 1000,
 	.max_size = 64 << 20,
 	.tmp_grace = 60 * 60 * 1000,
+	.dead_retention = 0,
 };
 
 enum kind { DUR, SIZE, COUNT, BACKOFF };
@@ -36,6 +37,7 @@ static const struct {
 	size_t off;
 } keys[] = {
 	{"backoff", BACKOFF, offsetof(struct spool_config, backoff_first)},
+	{"dead-retention", DUR, offsetof(struct spool_config, dead_retention)},
 	{"dedup-window", DUR, offsetof(struct spool_config, dedup_window)},
 	{"keep-acked", DUR, offsetof(struct spool_config, keep_acked)},
 	{"lease", DUR, offsetof(struct spool_config, lease)},

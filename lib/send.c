@@ -338,6 +338,37 @@ admit(spool_batch *b, struct spool_err *e)
 	return spool_queue_admit(b->q, b->o.due > spool_now() ? 0 : (int64_t)b->n, e);
 }
 
+#define ROOM_RECHECK 2000 /* ms: counted again this often while waiting for room */
+
+int
+spool_batch_wait_room(spool_batch *b, struct spool_err *e)
+{
+	spool_queue *q = b->q;
+	int fd = -1, rc = 0;
+	if (q->cfg.max_length > 0 && b->o.due <= spool_now() && (int64_t)b->n > q->cfg.max_length)
+		return spool_fail(e, EX_TEMPFAIL, "%zu messages can never fit in queue %s (max-length %lld)",
+		                  b->n, q->name, (long long)q->cfg.max_length);
+	while (admit(b, e) != 0) {
+		if (e && e->code != EX_TEMPFAIL) {
+			rc = -1;
+			break;
+		}
+		/* watch, then count again: a removal in between is not missed */
+		if (fd < 0) {
+			if ((fd = room_watch(q, e)) < 0)
+				return -1;
+			continue;
+		}
+		/* a waiting producer is alive: the sweep of tmp/ goes by mtime */
+		for (size_t i = 0; i < b->n; i++)
+			utimensat(q->tmpfd, b->v[i].name, NULL, 0);
+		room_wait(fd, ROOM_RECHECK); /* min-free has no event: the timer */
+	}
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
 static int
 publish_one(spool_batch *b, const char *name, struct spool_err *e)
 {
@@ -477,8 +508,13 @@ spool_batch_commit(spool_batch *b, const char **dup_of, struct spool_err *e)
 	 * check and publish one at a time so that neither limit can be raced. */
 	if ((b->o.key || q->cfg.max_length > 0) && (lockfd = queue_lock(q, e)) < 0)
 		goto out;
-	if (admit(b, e) != 0)
-		goto out;
+	if (admit(b, e) != 0) {
+		/* nothing was done: the batch stays, to be committed once there
+		 * is room (spool_batch_wait_room) or freed */
+		if (lockfd >= 0)
+			close(lockfd);
+		return -1;
+	}
 	if (b->o.key) {
 		if (encode_key(b->o.key, enc, sizeof enc) != 0) {
 			spool_fail(e, EX_USAGE, "--id: key too long once encoded for a file name");

@@ -90,6 +90,7 @@ struct spool_config {
 	int64_t dedup_window;  /* ms a --id key suppresses duplicates */
 	int64_t max_size;      /* bytes of one message body */
 	int64_t tmp_grace;     /* ms before an abandoned tmp/ file is swept */
+	int64_t dead_retention; /* ms dead letters stay in dead/; 0 = forever */
 };
 const struct spool_config *spool_queue_config(const spool_queue *q);
 /* Set one key as a config file would: 0, -1 bad value, -2 unknown key. */
@@ -133,6 +134,12 @@ size_t spool_batch_pending(const spool_batch *b);
  * the number published.  With a key: 0 when the key was seen within the
  * dedup window (the message is dropped and *dup_of names the first id). */
 long spool_batch_commit(spool_batch *b, const char **dup_of, struct spool_err *e);
+/* A commit refused by the queue's limits (max-length, min-free: EX_TEMPFAIL)
+ * did nothing and keeps the batch.  This waits until the limits admit it,
+ * however long (an event when a message leaves new/ or cur/, and a count
+ * every 2 s): 0, or -1 (another error, or a batch larger than max-length).
+ * The commit may still be refused (another producer was faster): wait again. */
+int spool_batch_wait_room(spool_batch *b, struct spool_err *e);
 /* Id of the i-th message of the last commit. */
 const char *spool_batch_id(const spool_batch *b, size_t i);
 /* Unlinks what was not committed. */
@@ -204,8 +211,9 @@ struct spool_repair {
 	long failed;        /* messages that could not be mended (left for the next pass) */
 	int64_t next_lease; /* earliest live lease deadline, 0: none */
 	long corrupt;       /* what was not a regular file in new/, moved to corrupt/ (full only) */
+	long dead;          /* dead letters past dead-retention removed (full only) */
 };
-#define SPOOL_REPAIR_FULL 0x1 /* also new/ expiry, done/ and ids/ (mq-stat) */
+#define SPOOL_REPAIR_FULL 0x1 /* also new/ expiry, done/, dead/ and ids/ (mq-stat) */
 /* Take back expired leases and the claims of holders that are gone (see
  * spool_queue_hold), and sweep abandoned tmp/ files, which any command may
  * do at any time; with SPOOL_REPAIR_FULL also the rest.  r may be NULL. */
@@ -255,6 +263,25 @@ int spool_defer(spool_msg *m, int64_t delay, struct spool_err *e);
  * attempts reset and no expiry: 0, or -1 (EX_NOTFOUND if it is gone). */
 int spool_replay(spool_queue *q, const struct spool_entry *en, spool_queue *to,
                  int nosync, struct spool_err *e);
+
+/* ---- an operator's changes (rm.c) ---- */
+
+/* Delete a message as listed by spool_list (one unlink): 0, or -1 with
+ * EX_NOTFOUND when it changed state meanwhile.  A claimed message only with
+ * force (else EX_TEMPFAIL): its consumer's ack or nack then finds it gone. */
+int spool_rm(spool_queue *q, const struct spool_entry *en, int force, struct spool_err *e);
+/* Make a delayed message (a waiting retry) due now, attempts and expiry
+ * kept: one rename within new/.  0, or -1 (EX_NOTFOUND: not delayed, or gone). */
+int spool_due_now(spool_queue *q, const struct spool_entry *en, int nosync, struct spool_err *e);
+
+/* ---- pausing a queue (pause.c): the marker QUEUE/paused ---- */
+
+/* 1 when q is paused, 0 when not. */
+int spool_queue_paused(spool_queue *q);
+/* Create the marker (kept as it is when there is one): 0 or -1. */
+int spool_queue_pause(spool_queue *q, struct spool_err *e);
+/* Remove the marker (none is no error): 0 or -1. */
+int spool_queue_resume(spool_queue *q, struct spool_err *e);
 
 /* ---- holding and settling a delivery (settle.c): every consumer's part ---- */
 
@@ -328,12 +355,13 @@ int spool_job_cannot_run(const spool_job *j);
 typedef struct spool_watch spool_watch;
 spool_watch *spool_watch_new(struct spool_err *e);
 int spool_watch_fd(const spool_watch *w);
-/* Watch q's new/; returns a watch descriptor. */
+/* Watch q's new/ (and its pause marker); returns a watch descriptor. */
 int spool_watch_add(spool_watch *w, spool_queue *q, struct spool_err *e);
 enum spool_watch_event {
 	SPOOL_WATCH_ARRIVED,  /* a name arrived in q's new/ (already merged into its listing) */
 	SPOOL_WATCH_OVERFLOW, /* events were lost: every queue will read new/ again (q NULL) */
 	SPOOL_WATCH_LOST,     /* q's new/ was removed or replaced: close and reopen q */
+	SPOOL_WATCH_PAUSE,    /* q's pause marker came or went: see spool_queue_paused */
 };
 typedef void spool_watch_fn(void *arg, spool_queue *q, enum spool_watch_event ev);
 /* Read pending events without blocking; 1 if there were any, 0 if not, -1. */
@@ -392,6 +420,7 @@ struct spool_stat {
 	long hist[SPOOL_STAT_NB]; /* ready messages by age */
 	int64_t now;          /* when counted */
 	long corrupt;         /* entries in corrupt/: not messages (spool-layout.md 3.1) */
+	bool paused;          /* QUEUE/paused exists (mq-pause) */
 };
 /* Count q's messages (names and sizes: nothing is changed). */
 int spool_stat(spool_queue *q, struct spool_stat *s, struct spool_err *e);

@@ -158,6 +158,13 @@ void reason_write(spool_queue *q, const spool_msg *m, const char *status, int64_
 void reason_remove(spool_queue *q, const char *id);
 long reason_sweep(spool_queue *q, int64_t now);
 
+/* watch.c */
+/* An inotify fd that becomes readable when a name leaves q's new/ or cur/
+ * (a claim, an ack, a deletion), or -1. */
+int room_watch(spool_queue *q, struct spool_err *e);
+/* Wait up to ms for such an event, and read them all. */
+void room_wait(int fd, int ms);
+
 /* holder.c */
 void holder_add(spool_msg *m);
 void holder_note(spool_msg *m);

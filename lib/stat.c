@@ -54,6 +54,7 @@ spool_stat(spool_queue *q, struct spool_stat *s, struct spool_err *e)
 	while (odd[s->corrupt])
 		s->corrupt++;
 	spool_strv_free(odd);
+	s->paused = spool_queue_paused(q) == 1;
 	return 0;
 }
 

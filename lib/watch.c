@@ -9,10 +9,17 @@
  * holders/ is watched too: a holder file closed after writing is a holder
  * that ended (spool-layout.md 6.12), perhaps killed, so the queue is
  * repaired at its next claim and its caller told to look again.
+ *
+ * The queue directory itself is watched for its pause marker (pause.c): the
+ * marker appearing or going is told as SPOOL_WATCH_PAUSE, so that a paused
+ * consumer waits for an event, not a timer.  And a producer waiting for room
+ * (send.c, mq-send -l into a full queue) watches new/ and cur/ for names
+ * leaving them (room_watch, room_wait).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +33,7 @@ struct wq {
 	int wd;
 	spool_queue *q;
 	int hwd;       /* the watch of q's holders/, or -1 */
+	int pwd;       /* the watch of the queue directory (its pause marker), or -1 */
 };
 
 struct spool_watch {
@@ -68,10 +76,14 @@ spool_watch_add(spool_watch *w, spool_queue *q, struct spool_err *e)
 		mkdirat(q->fd, "holders", 0777);
 		hwd = inotify_add_watch(w->fd, path, IN_CLOSE_WRITE | IN_ONLYDIR);
 	}
+	/* without it, a paused consumer notices a resume at its next rescan */
+	int pwd = inotify_add_watch(w->fd, q->path,
+	                            IN_MOVED_TO | IN_CREATE | IN_MOVED_FROM | IN_DELETE | IN_ONLYDIR);
 	for (size_t i = 0; i < w->n; i++)
 		if (w->v[i].q == q) {
 			w->v[i].wd = wd;
 			w->v[i].hwd = hwd;
+			w->v[i].pwd = pwd;
 			return wd;
 		}
 	if (w->n == w->cap) {
@@ -81,7 +93,7 @@ spool_watch_add(spool_watch *w, spool_queue *q, struct spool_err *e)
 			return spool_fail_errno(e, ENOMEM, "watch %s", path);
 		w->v = v, w->cap = cap;
 	}
-	w->v[w->n++] = (struct wq){wd, q, hwd};
+	w->v[w->n++] = (struct wq){wd, q, hwd, pwd};
 	return wd;
 }
 
@@ -90,18 +102,21 @@ spool_watch_remove(spool_watch *w, spool_queue *q)
 {
 	for (size_t i = 0; i < w->n; i++)
 		if (w->v[i].q == q) {
-			int wd = w->v[i].wd, hwd = w->v[i].hwd;
+			int wd = w->v[i].wd, hwd = w->v[i].hwd, pwd = w->v[i].pwd;
 			w->v[i] = w->v[--w->n];
 			/* two queue objects of one directory (two consumers) share a wd */
-			bool shared = false, hshared = false;
+			bool shared = false, hshared = false, pshared = false;
 			for (size_t k = 0; k < w->n; k++) {
 				shared |= w->v[k].wd == wd;
 				hshared |= w->v[k].hwd == hwd;
+				pshared |= w->v[k].pwd == pwd;
 			}
 			if (wd >= 0 && !shared)
 				inotify_rm_watch(w->fd, wd);
 			if (hwd >= 0 && !hshared)
 				inotify_rm_watch(w->fd, hwd);
+			if (pwd >= 0 && !pshared)
+				inotify_rm_watch(w->fd, pwd);
 			return;
 		}
 }
@@ -158,6 +173,21 @@ spool_watch_read(spool_watch *w, spool_watch_fn *fn, void *arg, struct spool_err
 				if (nhit)
 					continue;
 			}
+			if (ev->wd >= 0) { /* the pause marker came or went */
+				for (size_t i = 0; i < w->n && nhit < 16; i++) {
+					struct wq *x = &w->v[i];
+					if (x->pwd != ev->wd)
+						continue;
+					if (ev->mask & IN_IGNORED)
+						x->pwd = -1;
+					else if (ev->len && strcmp(ev->name, "paused") == 0)
+						hit[nhit++] = x->q;
+				}
+				for (size_t i = 0; fn && i < nhit; i++)
+					fn(arg, hit[i], SPOOL_WATCH_PAUSE);
+				if (nhit)
+					continue;
+			}
 			bool lost = ev->mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF);
 			bool arrived = ev->len && (ev->mask & (IN_MOVED_TO | IN_CREATE));
 			for (size_t i = 0; i < w->n && nhit < 16; i++) {
@@ -174,6 +204,35 @@ spool_watch_read(spool_watch *w, spool_watch_fn *fn, void *arg, struct spool_err
 				fn(arg, hit[i], lost ? SPOOL_WATCH_LOST : SPOOL_WATCH_ARRIVED);
 		}
 	}
+}
+
+int
+room_watch(spool_queue *q, struct spool_err *e)
+{
+	int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (fd < 0)
+		return spool_fail_errno(e, errno, "inotify_init");
+	const char *subs[] = {"new", "cur"};
+	for (size_t i = 0; i < 2; i++) {
+		char path[PATH_MAX];
+		snprintf(path, sizeof path, "%s/%s", q->path, subs[i]);
+		if (inotify_add_watch(fd, path, IN_MOVED_FROM | IN_DELETE | IN_ONLYDIR) < 0) {
+			int err = errno;
+			close(fd);
+			return spool_fail_errno(e, err, "watch %s", path);
+		}
+	}
+	return fd;
+}
+
+void
+room_wait(int fd, int ms)
+{
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	struct pollfd pfd = {fd, POLLIN, 0};
+	if (poll(&pfd, 1, ms) > 0)
+		while (read(fd, buf, sizeof buf) > 0)
+			; /* what left does not matter: the caller counts again */
 }
 
 void

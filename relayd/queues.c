@@ -5,6 +5,8 @@
  * deadline (a delayed message falling due, a lease of someone else's to take
  * back, the end of a rest after an error) wakes it, and it claims while it
  * has free slots, handing each message to its kind: exec.c or forward.c.
+ * A paused queue (its marker QUEUE/paused) is held: nothing is claimed
+ * until the marker goes, which the watch tells as an event.
  * inotify is only a hint: every queue is read again at start, on overflow,
  * when a watch is lost, and on the periodic rescan; a directory renamed away
  * or replaced is noticed by a check once a second.
@@ -151,8 +153,8 @@ on_event(void *arg, spool_queue *q, enum spool_watch_event ev)
 		}
 		if (c->q != q)
 			continue;
-		if (ev == SPOOL_WATCH_ARRIVED)
-			c->next_due = 0;
+		if (ev == SPOOL_WATCH_ARRIVED || ev == SPOOL_WATCH_PAUSE)
+			c->next_due = 0; /* dispatch looks at the pause marker */
 		else
 			lose_queue(r, c);
 	}
@@ -194,6 +196,15 @@ dispatch(struct relayd *r, struct consumer *c, int64_t now)
 	if (c->next_due && now < c->next_due)
 		return;
 	c->next_due = 0;
+	/* paused: hold until the marker goes, which is an event (watch.c);
+	 * what runs finishes */
+	bool paused = spool_queue_paused(c->q) == 1;
+	if (paused != c->paused)
+		logmsg(LOG_INFO, paused ? "%s: queue paused: claiming nothing until mq-pause -u"
+		                        : "%s: queue resumed", c->queue);
+	c->paused = paused;
+	if (paused)
+		return;
 	while (c->running < c->concurrency && now >= c->rest_until) {
 		spool_msg *m;
 		int64_t due;

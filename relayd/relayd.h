@@ -45,6 +45,7 @@ struct consumer {
 	bool retired;          /* removed by a reload: finish what runs, claim nothing */
 	bool gone;             /* its directory went away: reopen it when it is back, do not create */
 	bool cmd_broken;       /* its command cannot run (126, 127): paused, said once */
+	bool paused;           /* its queue is paused (mq-pause): claim nothing, as last seen */
 	struct loop_timer wake;
 	struct consumer *next;
 };

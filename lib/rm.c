@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * rm.c: an operator's two changes to messages nobody holds: delete one
+ * (mq-rm: one unlink), and make a waiting one due now (mq-replay --now: one
+ * rename within new/).  A claimed message belongs to its consumer: it is
+ * deleted only when forced, and never made due (it is not waiting).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "spool_priv.h"
+
+static int
+state_fd(spool_queue *q, enum spool_state st, struct spool_err *e)
+{
+	switch (st) {
+	case SPOOL_READY: case SPOOL_DELAYED: return q->newfd;
+	case SPOOL_CLAIMED: return q->curfd;
+	case SPOOL_DEAD: return subdir_fd(q, "dead", e);
+	case SPOOL_DONE: return subdir_fd(q, "done", e);
+	}
+	return spool_fail(e, EX_SOFTWARE, "bad state");
+}
+
+int
+spool_rm(spool_queue *q, const struct spool_entry *en, int force, struct spool_err *e)
+{
+	if (en->state == SPOOL_CLAIMED && !force)
+		return spool_fail(e, EX_TEMPFAIL, "%s: claimed by a consumer: not deleted (-f deletes it)",
+		                  en->id);
+	int fd = state_fd(q, en->state, e);
+	if (fd < 0)
+		return -1;
+	if (unlinkat(fd, en->name, 0) != 0) {
+		if (errno == ENOENT) /* claimed, acked, replayed or deleted meanwhile */
+			return spool_fail(e, EX_NOTFOUND, "%s: gone from %s (it changed state meanwhile)",
+			                  en->id, spool_state_name(en->state));
+		return spool_fail_errno(e, errno, "unlink %s", en->path);
+	}
+	return 0;
+}
+
+int
+spool_due_now(spool_queue *q, const struct spool_entry *en, int nosync, struct spool_err *e)
+{
+	struct spool_name n;
+	char name[NAME_LEN];
+	if (en->state != SPOOL_DELAYED)
+		return spool_fail(e, EX_NOTFOUND, "%s: not waiting (%s)", en->id,
+		                  spool_state_name(en->state));
+	if (name_parse(en->name, &n) != 0)
+		return spool_fail(e, EX_DATAERR, "%s: not a message name", en->name);
+	n.t = spool_now(); /* attempts and expiry kept: a retry, only sooner */
+	name_format(name, sizeof name, &n);
+	if (renameat2(q->newfd, en->name, q->newfd, name, RENAME_NOREPLACE) != 0) {
+		if (errno == ENOENT)
+			return spool_fail(e, EX_NOTFOUND, "%s: gone (claimed or deleted meanwhile)", n.id);
+		return spool_fail_errno(e, errno, "rename new/%s to new/%s", en->name, name);
+	}
+	spool_queue_arrived(q, name);
+	if (!nosync && fsync_dir(q->newfd) != 0)
+		return spool_fail_errno(e, errno, "fsync %s/new", q->path);
+	return 0;
+}
