@@ -47,3 +47,19 @@ sweep() {
 
 @test "fault sweep: mq-relayd receives a PUT (listen)" { sweep receive; }
 @test "fault sweep: mq-relayd forwards a message (forward)" { sweep forward; }
+
+# The faults that found bugs, every time whatever SWEEP_MAX picks: the fsync
+# of new/ and the marker's open and write failing (the retry was stored
+# twice), the sync thread's wake-up lost (no PUT answered again).
+@test "fault sweep: receive: a failed fsync of new/ or marker, a lost wake-up: stored once, answered" {
+	SWEEP_ONLY=main:fsync:EIO:1,main:fsync:ENOSPC:1,main:openat:EIO:3,main:write:ENOSPC:1,sync:write:EIO:1 \
+		sweep receive
+}
+
+# A socket that cannot be watched (the transfer stalled 60 s), an ack
+# whose unlink fails and a message that cannot be read (left in cur/ until
+# the rescan): forwarded once, within the bound.
+@test "fault sweep: forward: an unwatched socket, a failed ack, an unreadable message: forwarded once" {
+	SWEEP_ONLY=main:epoll_ctl:ENOSPC:1,main:epoll_ctl:ENOMEM:2,main:unlinkat:EIO:1,main:pread64:EIO:1,main:openat:EMFILE:1 \
+		sweep forward
+}
