@@ -478,7 +478,9 @@ forward_start(struct relayd *r, struct consumer *c, spool_msg *m)
 	x->fd = spool_open_file(AT_FDCWD, spool_msg_path(m), O_RDONLY, 0, &st);
 	loop_timer_init(&x->tick, on_tick, x);
 	work_add(r, &x->w, c);
-	if (x->fd < 0 || ((x->size = st.st_size) <= BODY_INLINE && read_whole(x) != 0)) {
+	if (x->fd >= 0)
+		x->size = st.st_size;
+	if (x->fd < 0 || (x->size <= BODY_INLINE && read_whole(x) != 0)) {
 		unreadable(x, errno);
 		xfer_free(x);
 		return;
