@@ -19,7 +19,7 @@
 # once after the fault (the sender's queue has a 2 s lease, so that one
 # left claimed comes back within the bounded wait); the sender alive.
 #
-# Bounded: SWEEP_MAX (default 30 here) cases of each, spread over the
+# Bounded: SWEEP_MAX (default 24 here) cases of each, spread over the
 # syscalls, about 40 s for the file; 8 under the sanitizers; SWEEP=full
 # (make stress) every occurrence of every syscall, uncapped.
 
@@ -34,7 +34,7 @@ setup() {
 		export SWEEP_MAX=${SWEEP_MAX:-8} SWEEP_SANITIZERS=1
 		export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
 	elif [ "${SWEEP:-}" != full ]; then
-		export SWEEP_MAX=${SWEEP_MAX:-30}
+		export SWEEP_MAX=${SWEEP_MAX:-24}
 	fi
 }
 
