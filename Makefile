@@ -117,11 +117,11 @@ install: all
 	$(if $(MAN8),install -m 644 $(MAN8) $(DESTDIR)$(MANDIR)/man8)
 
 # The fault sweep at every occurrence of every syscall, and the crash test for
-# STRESS_SECONDS (t/0060-fault-sweep.bats, t/0061-crash.bats; make check runs
-# both bounded).
+# STRESS_SECONDS (t/0060-fault-sweep.bats, t/0062-relay-fault-sweep.bats,
+# t/0061-crash.bats; make check runs them bounded).
 STRESS_SECONDS ?= 600
 stress: all
-	SWEEP=full bats t/0060-fault-sweep.bats
+	SWEEP=full bats t/0060-fault-sweep.bats t/0062-relay-fault-sweep.bats
 	CRASH_SECONDS=$(STRESS_SECONDS) bats t/0061-crash.bats
 
 # The parsers under libFuzzer, FUZZ_SECONDS each (fuzz/README.md); needs clang.

@@ -100,7 +100,17 @@ spool_received(spool_queue *q, const char *id, char *digest, size_t len)
 {
 	if (digest && len)
 		digest[0] = '\0';
-	return ulid_ok(id) ? held_at(q, id, digest, len) : 0;
+	if (!ulid_ok(id))
+		return 0;
+	/* a commit could not mark what it left in new/: mark it now, so that a
+	 * retry of it is held already, not stored twice (once new/ is synced:
+	 * a message whose rename is not durable is not yet "held") */
+	if (q->marks_missing && fsync_dir(q->newfd) == 0) {
+		struct spool_err re = {0};
+		if (spool_received_repair(q, &re) >= 0)
+			q->marks_missing = false;
+	}
+	return held_at(q, id, digest, len);
 }
 
 int
@@ -362,6 +372,25 @@ fail_queue(spool_import *const *v, size_t n, spool_queue *q, int err, const char
 			failed(v[i], err, what);
 }
 
+/* The fsync of new/ failed after the renames: take the commit's messages
+ * of q out of new/ again, since the sender is told to send them again (a
+ * second copy otherwise).  One a consumer took meanwhile is delivered; one
+ * that cannot be taken out is marked later (marks_missing), so that the
+ * retry finds it held. */
+static void
+withdraw_queue(spool_import *const *v, size_t n, spool_queue *q, int err)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (v[i]->q != q || v[i]->result <= 0)
+			continue;
+		char to[NAME_LEN];
+		name_format(to, sizeof to, &v[i]->n);
+		if (unlinkat(q->newfd, to, 0) != 0 && errno != ENOENT)
+			q->marks_missing = true;
+		failed(v[i], err, "fsync new/ of");
+	}
+}
+
 static void mark_received(spool_import *const *v, size_t n, size_t first);
 static int marker_file(spool_queue *q, const char *path, const char *buf, size_t len);
 
@@ -458,9 +487,9 @@ spool_import_publish(spool_import *const *v, size_t n)
 		close(lockfd);
 	for (size_t i = 0; i < n; i++)
 		if (v[i]->result > 0 && first_of_queue(v, i) && fsync_dir(v[i]->q->newfd) != 0) {
-			/* not known to be durable: it is in new/ and will be delivered,
-			 * but the sender must not take it as done (it sends again) */
-			fail_queue(v, n, v[i]->q, errno, "fsync new/ of");
+			/* not known to be durable: the sender must not take it as
+			 * done (it sends again), nor find it stored twice then */
+			withdraw_queue(v, n, v[i]->q, errno);
 		}
 	for (size_t i = 0; i < n; i++)
 		if (first_stored(v, i, -1))
@@ -486,8 +515,10 @@ mark_received(spool_import *const *v, size_t n, size_t first)
 		if (v[i]->q == q && v[i]->result > 0)
 			cap += ULID_LEN + strlen(v[i]->digest) + 2;
 	char *buf = malloc(cap + 1);
-	if (!buf)
-		return; /* the messages stand; only a retry's dedup is weaker */
+	if (!buf) {
+		q->marks_missing = true; /* the messages stand; marked at the next look */
+		return;
+	}
 	for (size_t i = first; i < n; i++)
 		if (v[i]->q == q && v[i]->result > 0)
 			len += (size_t)sprintf(buf + len, "%s %s\n", v[i]->n.id, v[i]->digest);
@@ -510,6 +541,8 @@ mark_received(spool_import *const *v, size_t n, size_t first)
 			/* the first, or the file is at its link limit: a new file */
 			if (marker_file(q, path, buf, len) == 0)
 				snprintf(file, sizeof file, "%s", path);
+			else
+				q->marks_missing = true; /* marked at the next look (spool_received) */
 			break;
 		}
 	}
@@ -531,6 +564,8 @@ marker_file(spool_queue *q, const char *path, const char *buf, size_t len)
 		return -1;
 	int rc = write_all(fd, buf, len);
 	close(fd);
+	if (rc != 0) /* a marker without its digest line would hide the id's */
+		unlinkat(q->fd, path, 0);
 	return rc;
 }
 
@@ -539,6 +574,7 @@ struct have {
 	size_t n;
 	spool_queue *q;
 	long made;
+	int failed;   /* errno of a marker that could not be made */
 };
 
 static int
@@ -560,6 +596,8 @@ mark_missing(const struct spool_entry *en, void *arg)
 	if (fd >= 0) {
 		close(fd);
 		h->made++;
+	} else if (errno != EEXIST) {
+		h->failed = errno;
 	}
 	return 0;
 }
@@ -584,6 +622,8 @@ spool_received_repair(spool_queue *q, struct spool_err *e)
 	int rc = spool_list(q, 0, 0, mark_missing, &h, e);
 	list_clear(&l);
 	close(fd);
+	if (rc >= 0 && h.failed)
+		return spool_fail_errno(e, h.failed, "mark %s/received", q->path);
 	return rc < 0 ? -1 : h.made;
 }
 

@@ -77,6 +77,11 @@ spool_msg_free(spool_msg *m)
 {
 	if (!m)
 		return;
+	/* still claimed (a settle that failed, a claim left to its lease):
+	 * its deadline is one a long-running consumer waits for, so that it
+	 * is taken back then (spool_queue_next_lease), not at a rescan */
+	if (!m->done && !m->lost && (!m->q->next_lease || m->n.t < m->q->next_lease))
+		m->q->next_lease = m->n.t;
 	holder_del(m);
 	if (m->fd >= 0)
 		close(m->fd);

@@ -56,6 +56,7 @@ struct spool_queue {
 	bool hint_seen;        /* a QUEUE/.head exists, as far as we know */
 	int64_t next_lease;    /* earliest live lease seen by the last reap */
 	uint64_t commits;      /* import commits into it by this process (import.c) */
+	bool marks_missing;    /* a received/ marker could not be written (import.c) */
 	/* this process as the holder of its claims (holder.c) */
 	bool hold;             /* spool_queue_hold: record the claims */
 	int holdfd;            /* holders/holdname, flock()ed; -1 until the first claim */

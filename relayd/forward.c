@@ -73,6 +73,7 @@ struct xfer {
 	long retry_after;       /* s */
 	char errbuf[CURL_ERROR_SIZE];
 	struct loop_timer tick; /* the lease's heartbeat */
+	int sock_err;           /* its socket could not be watched: the tick ends it */
 };
 
 static struct fwd_multi *multi_get(struct relayd *r);
@@ -99,12 +100,28 @@ sock_event(void *arg, uint32_t events)
 	check_done(fm);
 }
 
+/* The socket of easy's transfer cannot be watched: unwatched, it would
+ * stall until its timeout (and its lease be extended all along), so it
+ * is ended at once, as a transfer without an answer, by its tick. */
+static int
+sock_failed(struct fwd_multi *fm, CURL *easy, curl_socket_t fd)
+{
+	struct xfer *x = NULL;
+	int err = errno;
+	logmsg(LOG_ERR, "forward: watch socket %d: %s", (int)fd, strerror(err));
+	curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
+	if (!x)
+		return -1;
+	x->sock_err = err;
+	loop_timer_set(fm->r->loop, &x->tick, 1);
+	return 0;
+}
+
 static int
 sock_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
 {
 	struct fwd_multi *fm = userp;
 	struct sock *s = socketp;
-	(void)easy;
 	if (what == CURL_POLL_REMOVE) {
 		if (s) {
 			loop_io_del(fm->r->loop, s->io);
@@ -116,18 +133,16 @@ sock_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
 	uint32_t ev = (what & CURL_POLL_IN ? EPOLLIN : 0) | (what & CURL_POLL_OUT ? EPOLLOUT : 0);
 	if (!s) {
 		if (!(s = calloc(1, sizeof *s)))
-			return -1;
+			return errno = ENOMEM, sock_failed(fm, easy, fd);
 		s->fm = fm;
 		s->fd = fd;
 		if (!(s->io = loop_io_add(fm->r->loop, fd, ev, sock_event, s))) {
-			logmsg(LOG_ERR, "forward: watch socket %d: %s", (int)fd, strerror(errno));
 			free(s);
-			return -1;
+			return sock_failed(fm, easy, fd);
 		}
 		curl_multi_assign(fm->multi, fd, s);
 	} else if (loop_io_mod(fm->r->loop, s->io, ev) != 0) {
-		logmsg(LOG_ERR, "forward: watch socket %d: %s", (int)fd, strerror(errno));
-		return -1;
+		return sock_failed(fm, easy, fd);
 	}
 	return 0;
 }
@@ -263,11 +278,20 @@ xfer_free(struct xfer *x)
 	free(x);
 }
 
+static void settle(struct xfer *x, CURLcode res);
+
 static void
 on_tick(void *arg)
 {
 	struct xfer *x = arg;
 	struct spool_err e = {0};
+	if (x->sock_err) { /* sock_failed: no answer, the message goes back uncounted */
+		snprintf(x->errbuf, sizeof x->errbuf, "cannot watch the connection: %s",
+		         strerror(x->sock_err));
+		settle(x, CURLE_SEND_ERROR);
+		xfer_free(x);
+		return;
+	}
 	if (spool_msg_tick(x->m, &e) != 0)
 		logmsg(LOG_WARNING, "%s: %s", x->w.c->queue, e.msg);
 	loop_timer_set(x->r->loop, &x->tick, spool_msg_next_tick(x->m));
@@ -411,6 +435,28 @@ check_done(struct fwd_multi *fm)
 	}
 }
 
+/* The message file cannot be opened or read (EIO, EMFILE, a mode that
+ * shuts us out): a counted retry after a backoff, towards dead/ past
+ * max-attempts.  Left claimed, it would wait for the next rescan. */
+static void
+unreadable(struct xfer *x, int err)
+{
+	struct consumer *c = x->w.c;
+	struct spool_err e = {0};
+	char why[300];
+	enum spool_outcome oc;
+	snprintf(why, sizeof why, "cannot read %s: %s", spool_msg_path(x->m), spool_strerror(err));
+	logmsg(LOG_ERR, "%s: %s: %s", c->queue, spool_msg_id(x->m), why);
+	struct spool_verdict v = {
+		.what = SPOOL_DO_RETRY,
+		.delay = jitter(spool_queue_config(x->w.q), (int)spool_msg_attempt(x->m), 0),
+		.status = why,
+	};
+	if (spool_settle(x->m, &v, &oc, &e) != 0)
+		logmsg(LOG_ERR, "%s: %s: %s", c->queue, spool_msg_id(x->m), e.msg);
+	consumer_poke(x->r, c, c->rest_until);
+}
+
 void
 forward_start(struct relayd *r, struct consumer *c, spool_msg *m)
 {
@@ -432,17 +478,10 @@ forward_start(struct relayd *r, struct consumer *c, spool_msg *m)
 	x->fd = spool_open_file(AT_FDCWD, spool_msg_path(m), O_RDONLY, 0, &st);
 	loop_timer_init(&x->tick, on_tick, x);
 	work_add(r, &x->w, c);
-	if (x->fd < 0) {
-		/* left claimed: its lease brings it back, counted, towards dead/ */
-		logmsg(LOG_ERR, "%s: %s: cannot read %s: %s", c->queue, spool_msg_id(m),
-		       spool_msg_path(m), spool_strerror(errno));
-		xfer_free(x);
-		return;
-	}
-	x->size = st.st_size;
-	if (x->size <= BODY_INLINE && read_whole(x) != 0) {
-		logmsg(LOG_ERR, "%s: %s: cannot read %s: %s", c->queue, spool_msg_id(m),
-		       spool_msg_path(m), strerror(errno));
+	if (x->fd >= 0)
+		x->size = st.st_size;
+	if (x->fd < 0 || (x->size <= BODY_INLINE && read_whole(x) != 0)) {
+		unreadable(x, errno);
 		xfer_free(x);
 		return;
 	}

@@ -51,7 +51,10 @@ offload_main(void *arg)
 		o->finished = true;
 		pthread_cond_broadcast(&o->cv);
 		uint64_t one = 1;
-		while (write(o->efd, &one, sizeof one) < 0 && errno == EINTR)
+		/* a lost wake-up would leave the commit unanswered for ever:
+		 * an error other than EINTR is tried again too (a few times) */
+		for (int tries = 0; write(o->efd, &one, sizeof one) < 0 && (errno == EINTR || tries < 3);
+		     tries++)
 			;
 	}
 	pthread_mutex_unlock(&o->mu);
