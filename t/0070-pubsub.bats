@@ -218,6 +218,8 @@ bodies() {
 	run --separate-stderr -0 mq-send --topic orders <<<early
 	[[ $stderr == *"kept for the first"* ]]
 	[ "$(ls "$MQ_SPOOL/.topics/orders/.kept" | wc -l)" -eq 1 ]
+	run -0 mq-stat
+	[[ $output == *"topic orders: keeps what it is sent until its first subscriber: 1 kept"* ]]
 	mq-sub add orders stock shipping
 	[ "$(body_of "$(only_file stock new)")" = early ]
 	[ "$(body_of "$(only_file shipping new)")" = early ]
@@ -229,6 +231,40 @@ bodies() {
 	run -0 mq-sub refuse orders
 	mq-sub rm orders stock shipping sms
 	run -67 mq-send --topic orders <<<late
+}
+
+@test "mq-stat and mq-peek show each topic's subscribers with their backlog, --json too" {
+	mq-sub add orders stock shipping
+	mq-send --topic orders <<<a
+	mq-send --topic orders <<<b
+	mq-recv -c stock >/dev/null
+	run -0 mq-stat
+	[[ $output == *TOPIC*SUBSCRIBER*READY*DELAYED*INFLIGHT*DEAD*COPIES* ]]
+	[ "$(printf '%s\n' "${lines[@]}" | awk '$1 == "orders" && $2 == "stock"' | tr -s ' ')" = "orders stock 1 0 1 0 0" ]
+	[ "$(printf '%s\n' "${lines[@]}" | awk '$1 == "orders" && $2 == "shipping"' | tr -s ' ')" = "orders shipping 2 0 0 0 0" ]
+	run -0 mq-stat --json stock
+	[ "$(python3 -c 'import json,sys; d=json.load(sys.stdin); print(d[0]["topics"][0]["topic"], d[0]["ready"])' <<<"$output")" = "orders 1" ]
+	run -0 mq-peek --topic orders
+	[ "$output" = "$(printf 'orders shipping 2 0 0 0 0\norders stock 1 0 1 0 0')" ]
+	run -0 mq-peek --json --topic orders
+	[ "$(python3 -c 'import json,sys; print(" ".join("%s:%d:%d" % (o["queue"], o["ready"], o["in_flight"]) for o in json.load(sys.stdin)))' <<<"$output")" = "shipping:2:0 stock:1:1" ]
+	run -1 mq-peek --topic nosuch
+}
+
+@test "EXDEV: a subscriber on another file system gets a copy, and mq-stat says so" {
+	small_disk
+	mq-sub add orders stock
+	mkdir "$SMALL/far"
+	ln -s "$SMALL/far" "$(qdir far)"
+	mq-sub add orders far
+	run -0 mq-send --topic orders <<<hello
+	[ "$(body_of "$(only_file far new)")" = hello ]
+	[ "$(body_of "$(only_file stock new)")" = hello ]
+	[ "$(stat -c %h "$(only_file stock new)")" -eq 1 ]
+	run -0 mq-stat
+	[[ $output == *"topic orders: 1 messages copied into far instead of linked"* ]]
+	run -0 mq-peek --topic orders
+	[ "${lines[0]}" = "orders far 1 0 0 0 1" ]
 }
 
 # publish N: 20 messages in one batch (FILE arguments) to topic t, in the
@@ -262,6 +298,7 @@ publish_killed() {
 	staged=$(ls -A "$MQ_SPOOL/.topics/t/.pub" | wc -l)
 	echo "staged before the repair: $staged"
 	run -0 mq-stat
+	echo "$output" | grep 'repaired topics' || true
 	[ -z "$(ls -A "$MQ_SPOOL/.topics/t/.pub")" ]
 	for q in s1 s2 s3; do
 		bodies $q >"$T/has.$q"
