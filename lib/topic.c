@@ -393,6 +393,19 @@ target_close(struct target *t)
 	spool_queue_close(t->q);
 }
 
+/* Make the subscribers' tmp/ (or new/) durable: an fsync of each for one or
+ * two, else one syncfs of the spool's file system, as a batch does (6.2). */
+static int
+sync_dirs(const struct target *tv, size_t nt, bool new)
+{
+	if (nt > 2)
+		return syncfs(new ? tv[0].q->newfd : tv[0].q->tmpfd);
+	for (size_t t = 0; t < nt; t++)
+		if (fsync_dir(new ? tv[t].q->newfd : tv[t].q->tmpfd) != 0)
+			return -1;
+	return 0;
+}
+
 /* Undo what a publish put into t's tmp/ (before the commit point). */
 static void
 target_undo(struct target *t, spool_batch *b)
@@ -560,13 +573,12 @@ topic_commit(spool_batch *b, const char **dup_of, struct spool_err *e)
 		goto out;
 	}
 	/* the links must outlive a power loss that keeps the commit point */
-	for (size_t t = 0; t < nt && !o->nosync; t++)
-		if (fsync_dir(tv[t].q->tmpfd) != 0) {
-			spool_fail_errno(e, errno, "fsync %s/tmp", tv[t].q->path);
-			for (t = 0; t < nt; t++)
-				target_undo(&tv[t], b);
-			goto out;
-		}
+	if (!o->nosync && sync_dirs(tv, nt, false) != 0) {
+		spool_fail_errno(e, errno, "sync the subscribers' tmp/");
+		for (size_t t = 0; t < nt; t++)
+			target_undo(&tv[t], b);
+		goto out;
+	}
 	/* the commit point: from here on the repair completes the publish */
 	size_t go = 0;
 	char gname[NAME_LEN + 4];
@@ -595,11 +607,14 @@ topic_commit(spool_batch *b, const char **dup_of, struct spool_err *e)
 				     "finishes it)", tp->name, x->q->name, batch_name(b, i), strerror(errno));
 				left = true;
 			}
-		if (!o->nosync && fsync_dir(x->q->newfd) != 0) {
-			warn("topic %s: subscriber %s: fsync new/: %s", tp->name, x->q->name,
-			     strerror(errno));
-			left = true;
-		}
+	}
+	int sync_err = 0; /* published, but maybe not durably: an error all the same */
+	if (!o->nosync && sync_dirs(tv, nt, true) != 0) {
+		sync_err = errno;
+		left = true;
+	}
+	for (size_t t = 0; t < nt; t++) {
+		struct target *x = &tv[t];
 		if (x->keyed) {
 			char key[NAME_LEN + 8];
 			snprintf(key, sizeof key, "%s.key", batch_name(b, 0));
@@ -615,7 +630,8 @@ topic_commit(spool_batch *b, const char **dup_of, struct spool_err *e)
 			snprintf(gname, sizeof gname, "%s" GO, batch_name(b, i));
 			unlinkat(stagefd, gname, 0);
 		}
-	rc = (long)n;
+	rc = sync_err ? spool_fail_errno(e, sync_err, "sync the new/ of topic %s's subscribers", tp->name) :
+	     (long)n;
 out:
 	for (size_t t = 0; t < nt; t++)
 		target_close(&tv[t]);
