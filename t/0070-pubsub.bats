@@ -152,7 +152,7 @@ bodies() {
 	mq-sub add orders stock shipping sms
 	config sms 'max-length = 1'
 	mq-send --topic orders <<<first
-	run --separate-stderr -4 mq-send -i --topic orders <<<second
+	run --separate-stderr -5 mq-send -i --topic orders <<<second
 	[ "${#stderr_lines[@]}" -eq 1 ]
 	[[ $stderr == "mq-send: warning: topic orders: subscriber sms: queue sms is full"*"not sent to it" ]]
 	[ "${#lines[@]}" -eq 1 ] # it was sent: its id
@@ -161,7 +161,7 @@ bodies() {
 	[ "$(count sms new)" -eq 1 ]
 	# a subscriber whose queue was removed: named, the others get it
 	rm -rf "$(qdir shipping)"
-	run --separate-stderr -4 mq-send --topic orders <<<third
+	run --separate-stderr -5 mq-send --topic orders <<<third
 	[[ $stderr == *"subscriber shipping: the queue was removed: not sent to it"* ]]
 	[ "$(count stock new)" -eq 3 ]
 	[ ! -e "$(qdir shipping)" ]
@@ -179,7 +179,7 @@ bodies() {
 	mq-sub add orders stock shipping sms
 	config sms 'max-length = 1'
 	mq-send --topic orders <<<filler
-	run --separate-stderr -4 mq-send -i --id order-7 --topic orders <<<changed
+	run --separate-stderr -5 mq-send -i --id order-7 --topic orders <<<changed
 	first=${lines[0]}
 	[ "$(count stock new)" -eq 2 ]
 	[ "$(count sms new)" -eq 1 ]
