@@ -13,7 +13,8 @@
 
 #include "cli.h"
 
-static const char usage[] = "usage: mq-peek [-d dir] [-s state] [--json] queue [id]\n";
+static const char usage[] = "usage: mq-peek [-d dir] [-s state] [--json] queue [id]\n"
+                            "       mq-peek [-d dir] [--json] --topic topic\n";
 
 struct ctx {
 	const char *id;    /* print this one message whole */
@@ -116,14 +117,67 @@ cat(const char *path)
 	close(fd);
 }
 
+/* --topic: each subscriber with its backlog; exit 1 when it has none. */
+static int
+topic(const char *dir, const char *name, int json)
+{
+	struct spool_err e = {0};
+	if (!spool_topic_name_ok(name))
+		cli_die(EX_USAGE, "bad topic name '%s': want 1-64 of A-Z a-z 0-9 . _ -, "
+		        "not starting with . or -", spool_printable(name));
+	spool *sp = spool_open(dir, 0, &e);
+	if (!sp && e.code != EX_NOTFOUND)
+		cli_fail(&e);
+	char **subs = sp ? spool_topic_subscribers(sp, name, &e) : calloc(1, sizeof(char *));
+	if (!subs)
+		cli_fail(&e);
+	json_t *a = json ? json_array() : NULL;
+	long n = 0;
+	for (char **q = subs; *q; q++, n++) {
+		struct spool_stat st = {0};
+		spool_queue *qq = spool_queue_open(sp, *q, 0, &e);
+		bool ok = qq && spool_stat(qq, &st, &e) == 0;
+		spool_queue_close(qq);
+		long copies = spool_topic_copies(sp, name, *q);
+		if (a) {
+			json_t *o = json_pack("{s:s, s:s, s:b}", "topic", name, "queue", *q, "exists", ok);
+			if (ok) {
+				json_object_set_new(o, "ready", json_integer(st.n[SPOOL_READY]));
+				json_object_set_new(o, "delayed", json_integer(st.n[SPOOL_DELAYED]));
+				json_object_set_new(o, "in_flight", json_integer(st.n[SPOOL_CLAIMED]));
+				json_object_set_new(o, "dead", json_integer(st.n[SPOOL_DEAD]));
+			}
+			json_object_set_new(o, "copies", json_integer(copies));
+			json_array_append_new(a, o);
+		} else if (ok) {
+			printf("%s %s %ld %ld %ld %ld %ld\n", name, *q, st.n[SPOOL_READY],
+			       st.n[SPOOL_DELAYED], st.n[SPOOL_CLAIMED], st.n[SPOOL_DEAD], copies);
+		} else {
+			printf("%s %s - - - - %ld\n", name, *q, copies);
+		}
+	}
+	if (a) {
+		if (json_dumpf(a, stdout, JSON_INDENT(2)) != 0)
+			cli_die(EX_IOERR, "write to stdout: %s", strerror(errno));
+		putchar('\n');
+		json_decref(a);
+	}
+	if (fflush(stdout) != 0)
+		cli_die(EX_IOERR, "write to stdout: %s", strerror(errno));
+	spool_strv_free(subs);
+	spool_close(sp);
+	return n ? 0 : EX_NOTHING;
+}
+
 int
 main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"json", no_argument, NULL, 'J'}, CLI_LONG_HELP, {NULL, 0, NULL, 0}};
+		{"json", no_argument, NULL, 'J'}, {"topic", required_argument, NULL, 'T'},
+		CLI_LONG_HELP, {NULL, 0, NULL, 0}};
 	struct spool_err e = {0};
 	struct ctx c = {0};
-	const char *dir = NULL;
+	const char *dir = NULL, *topic_name = NULL;
 	unsigned states = 0;
 	int json = 0, ch;
 
@@ -144,11 +198,17 @@ main(int argc, char **argv)
 			states |= 1u << k;
 			break;
 		}
+		case 'T': topic_name = optarg; break;
 		case 'V': cli_version();
 		default: cli_usage(0);
 		}
 	}
 	argc -= optind, argv += optind;
+	if (topic_name) {
+		if (argc || states)
+			cli_usage(0);
+		return topic(dir, topic_name, json);
+	}
 	if (argc < 1 || argc > 2)
 		cli_usage(0);
 	spool *sp;

@@ -19,7 +19,8 @@
 
 static const char usage[] =
 	"usage: mq-send [-il] [-d dir] [-H 'Name: value'] [--id key [--strict]]\n"
-	"               [--delay dur | --at time] [--ttl dur] [--no-sync] queue [file ...]\n";
+	"               [--delay dur | --at time] [--ttl dur] [--no-sync] queue [file ...]\n"
+	"       mq-send [options] --topic topic [file ...]\n";
 
 #define LINE_BATCH 1000     /* lines per group commit at most */
 #define LINE_LINGER 1000    /* ms a line may wait for its commit at most */
@@ -27,12 +28,32 @@ static const char usage[] =
 static int print_ids;
 static spool_batch *batch; /* freed on every failure: no file is left in tmp/ */
 static size_t line_batch = LINE_BATCH; /* at most the queue's max-length: else it never fits */
+static spool_topic *topic; /* --topic: the batch publishes to its subscribers */
 
 static noreturn void
 fail(const struct spool_err *e)
 {
 	spool_batch_free(batch);
+	spool_topic_close(topic);
 	cli_fail(e);
+}
+
+/* --topic: the batch goes to every subscriber of name. */
+static spool_batch *
+publish(spool **sp, const char *dir, const char *name, const struct spool_send_opts *o)
+{
+	struct spool_err e = {0};
+	if (!(*sp = spool_open(dir, 0, &e))) {
+		if (e.code == EX_NOTFOUND)
+			cli_die(EX_NOUSER, "topic %s has no subscribers: not sent", name);
+		cli_fail(&e);
+	}
+	if (!(topic = spool_topic_open(*sp, name, &e)))
+		cli_fail(&e);
+	spool_batch *b = spool_topic_batch(topic, o, &e);
+	if (!b)
+		fail(&e);
+	return b;
 }
 
 /* Returns the exit code: 0, or EX_DUPLICATE for a --strict duplicate.  With
@@ -172,6 +193,7 @@ main(int argc, char **argv)
 		{"id", required_argument, NULL, 'K'},
 		{"no-sync", no_argument, NULL, 'N'},
 		{"strict", no_argument, NULL, 'S'},
+		{"topic", required_argument, NULL, 'P'},
 		{"ttl", required_argument, NULL, 'T'},
 		CLI_LONG_HELP,
 		{NULL, 0, NULL, 0},
@@ -179,6 +201,7 @@ main(int argc, char **argv)
 	struct spool_send_opts o = {0};
 	struct spool_err e = {0};
 	const char *dir = NULL, **hdrs = calloc((size_t)argc + 1, sizeof *hdrs);
+	const char *topic_name = NULL;
 	int c, nh = 0, line_mode = 0, strict = 0;
 	int64_t delay = -1, at = -1;
 
@@ -200,6 +223,7 @@ main(int argc, char **argv)
 		case 'K': o.key = optarg; break;
 		case 'l': line_mode = 1; break;
 		case 'N': o.nosync = 1; break;
+		case 'P': topic_name = optarg; break;
 		case 'S': strict = 1; break;
 		case 'T':
 			if ((o.ttl = cli_duration("--ttl", optarg)) == 0)
@@ -210,6 +234,8 @@ main(int argc, char **argv)
 		}
 	}
 	argc -= optind, argv += optind;
+	if (topic_name) /* no queue operand: the FILEs start at argv[0] */
+		argv--, argc++;
 	if (argc < 1)
 		cli_usage(0);
 	if (delay >= 0 && at >= 0)
@@ -233,10 +259,14 @@ main(int argc, char **argv)
 		fds[i] = strcmp(argv[i], "-") == 0 ? 0 : open_input(argv[i]);
 
 	spool *sp;
-	spool_queue *q = cli_queue(&sp, dir, argv[0], SPOOL_CREATE);
-	if (!q)
+	spool_queue *q = NULL;
+	if (topic_name && !spool_topic_name_ok(topic_name))
+		cli_die(EX_USAGE, "bad topic name '%s': want 1-64 of A-Z a-z 0-9 . _ -, "
+		        "not starting with . or -", spool_printable(topic_name));
+	if (!topic_name && !(q = cli_queue(&sp, dir, argv[0], SPOOL_CREATE)))
 		cli_die(EX_CANTCREAT, "cannot open queue %s", argv[0]);
-	spool_batch *b = batch = spool_batch_new(q, &o, &e);
+	spool_batch *b = batch = topic_name ? publish(&sp, dir, topic_name, &o) :
+	                                      spool_batch_new(q, &o, &e);
 	if (!b)
 		cli_fail(&e);
 	signal(SIGPIPE, SIG_IGN);
@@ -258,6 +288,9 @@ main(int argc, char **argv)
 		rc = commit(b, o.key, strict, 0);
 	}
 	spool_batch_free(b);
+	if (topic && spool_topic_missed(topic) && rc == 0)
+		rc = EX_PARTIAL; /* each one named on stderr */
+	spool_topic_close(topic);
 	spool_queue_close(q);
 	spool_close(sp);
 	free(fds);

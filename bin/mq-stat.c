@@ -35,6 +35,72 @@ human(int64_t b, char *buf, size_t len)
 	return buf;
 }
 
+/* The figures of queue: from what was counted already, or counted now. */
+static bool
+figures(spool *sp, char **list, size_t nq, const struct qstat *st, const char *queue,
+        struct spool_stat *out)
+{
+	struct spool_err e = {0};
+	for (size_t i = 0; i < nq; i++)
+		if (strcmp(list[i], queue) == 0) {
+			*out = st[i].st;
+			return st[i].ok;
+		}
+	spool_queue *q = spool_queue_open(sp, queue, 0, &e);
+	bool ok = q && spool_stat(q, out, &e) == 0;
+	spool_queue_close(q);
+	return ok;
+}
+
+/* Every topic with its subscribers and their backlog (of the queues asked
+ * for, if any were). */
+static void
+print_topics(spool *sp, char **list, size_t nq, const struct qstat *st, bool all)
+{
+	struct spool_err e = {0};
+	char **topics = spool_topics(sp, &e);
+	bool head = false;
+	for (char **t = topics; t && *t; t++) {
+		char **subs = spool_topic_subscribers(sp, *t, &e);
+		struct spool_topic_info ti;
+		bool any = false;
+		for (char **q = subs; q && *q; q++) {
+			bool asked = all;
+			for (size_t i = 0; !asked && i < nq; i++)
+				asked = strcmp(list[i], *q) == 0;
+			if (!asked)
+				continue;
+			if (!head)
+				printf("\n%-16s %-16s %7s %7s %8s %7s %7s\n", "TOPIC", "SUBSCRIBER", "READY",
+				       "DELAYED", "INFLIGHT", "DEAD", "COPIES");
+			head = any = true;
+			struct spool_stat f;
+			long copies = spool_topic_copies(sp, *t, *q);
+			if (figures(sp, list, nq, st, *q, &f))
+				printf("%-16s %-16s %7ld %7ld %8ld %7ld %7ld\n", *t, *q, f.n[SPOOL_READY],
+				       f.n[SPOOL_DELAYED], f.n[SPOOL_CLAIMED], f.n[SPOOL_DEAD], copies);
+			else
+				printf("%-16s %-16s %7s %7s %8s %7s %7ld (the queue is gone)\n", *t, *q, "-", "-",
+				       "-", "-", copies);
+		}
+		if (all && spool_topic_info(sp, *t, &ti, &e) == 0) {
+			if (!any && !ti.keep)
+				printf("topic %s: no subscribers: what is sent to it is refused\n", *t);
+			if (ti.keep && (ti.kept || !any))
+				printf("topic %s: keeps what it is sent until its first subscriber: %ld kept\n",
+				       *t, ti.kept);
+		}
+		for (char **q = subs; any && q && *q; q++) {
+			long c = spool_topic_copies(sp, *t, *q);
+			if (c)
+				printf("topic %s: %ld messages copied into %s instead of linked (another file "
+				       "system, or the link limit)\n", *t, c, *q);
+		}
+		spool_strv_free(subs);
+	}
+	spool_strv_free(topics);
+}
+
 static void
 print_repairs(const char *name, const struct spool_repair *r)
 {
@@ -92,6 +158,12 @@ main(int argc, char **argv)
 	spool *sp = spool_open(dir, 0, &e);
 	if (!sp && !(e.code == EX_NOTFOUND && argc == 0))
 		cli_fail(&e);
+	/* interrupted publishes first: their links are in the queues' tmp/ */
+	struct spool_topics_repair trep = {0};
+	if (sp && spool_topics_repair(sp, &trep, &e) != 0) {
+		cli_error(&e);
+		rc = e.code;
+	}
 	char **names = NULL;
 	if (argc == 0 && sp && !(names = spool_queues(sp, &e)))
 		cli_fail(&e);
@@ -133,6 +205,15 @@ main(int argc, char **argv)
 			json_object_set_new(o, "paused", json_boolean(st[i].st.paused));
 			json_object_set_new(json_object_get(o, "repaired"), "dead_removed",
 			                    json_integer(st[i].rep.dead));
+			char **tp = spool_queue_topics(sp, list[i], &e);
+			if (tp && tp[0]) { /* the topics it subscribes to */
+				json_t *ta = json_array();
+				for (char **t = tp; *t; t++)
+					json_array_append_new(ta, json_pack("{s:s, s:I}", "topic", *t, "copies",
+					                      (json_int_t)spool_topic_copies(sp, *t, list[i])));
+				json_object_set_new(o, "topics", ta);
+			}
+			spool_strv_free(tp);
 			json_array_append_new(a, o);
 		}
 		json_dumpf(a, stdout, JSON_INDENT(2));
@@ -179,6 +260,12 @@ main(int argc, char **argv)
 				printf(" %s", spool_printable(*n));
 			putchar('\n');
 		}
+	}
+	if (!json && sp) {
+		print_topics(sp, list, nq, st, argc == 0);
+		if (trep.completed || trep.undone || trep.delivered)
+			printf("repaired topics: %ld interrupted publishes completed, %ld undone, %ld kept "
+			       "messages delivered\n", trep.completed, trep.undone, trep.delivered);
 	}
 	if (fflush(stdout) != 0)
 		cli_die(EX_IOERR, "write to stdout: %s", strerror(errno));

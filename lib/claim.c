@@ -332,6 +332,10 @@ spool_repair(spool_queue *q, int flags, struct spool_repair *out, struct spool_e
 	q->reaped = true;
 	if (repair_leases(q, now, &r, e) != 0)
 		return -1;
+	/* publishes to topics that were interrupted, before their links in
+	 * tmp/ could be taken for abandoned (at most once a second) */
+	if (now - q->sp->topics_repaired >= 1000)
+		spool_topics_repair(q->sp, NULL, NULL);
 	/* tmp/: files of producers that died; their mtime says when they last wrote */
 	r.tmp = sweep_old(q->tmpfd, now, q->cfg.tmp_grace);
 	if (flags & SPOOL_REPAIR_FULL) {

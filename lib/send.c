@@ -35,6 +35,7 @@ struct spool_batch {
 	struct pending *v;
 	size_t n, cap;   /* ended, not yet committed */
 	size_t committed;  /* how many of v[] the last commit published */
+	spool_topic *topic; /* mq-send --topic: committed by topic.c */
 	bool use_syncfs;   /* more than KEEP_FDS pending: one syncfs instead */
 	/* the message being written */
 	bool open;
@@ -390,7 +391,7 @@ publish_one(spool_batch *b, const char *name, struct spool_err *e)
  * one lock of the spool, so that concurrent producers of one key publish once.
  */
 /* 0, or -1 when the encoded key would not fit in a file name. */
-static int
+int
 encode_key(const char *key, char *out, size_t len)
 {
 	size_t o = 0;
@@ -423,7 +424,7 @@ spool_key_check(const char *key, struct spool_err *e)
 
 /* 1 seen (the first id in dup_id), 0 not, -1 when the marker cannot be
  * read: then nobody can tell, and sending would be a silent duplicate. */
-static int
+int
 dedup_seen(spool_queue *q, int idsfd, const char *enc, struct spool_err *e)
 {
 	struct stat st;
@@ -490,6 +491,21 @@ dedup_place(spool_batch *b, int idsfd, const char *keytmp, const char *enc, bool
 	return 0;
 }
 
+/* Make the ended messages durable where they were written (6.2, step 3). */
+int
+batch_sync(spool_batch *b, struct spool_err *e)
+{
+	spool_queue *q = b->q;
+	if (b->o.nosync)
+		return 0;
+	if (b->use_syncfs)
+		return syncfs(q->tmpfd) == 0 ? 0 : spool_fail_errno(e, errno, "sync %s", q->path);
+	for (size_t i = 0; i < b->n; i++)
+		if (fdatasync(b->v[i].fd) != 0)
+			return spool_fail_errno(e, errno, "fsync %s/tmp/%s", q->path, b->v[i].name);
+	return 0;
+}
+
 long
 spool_batch_commit(spool_batch *b, const char **dup_of, struct spool_err *e)
 {
@@ -504,6 +520,8 @@ spool_batch_commit(spool_batch *b, const char **dup_of, struct spool_err *e)
 		*dup_of = NULL;
 	if (b->n == 0)
 		return 0;
+	if (b->topic)
+		return topic_commit(b, dup_of, e);
 	/* The one lock: producers of a key, or of a queue with a max-length,
 	 * check and publish one at a time so that neither limit can be raced. */
 	if ((b->o.key || q->cfg.max_length > 0) && (lockfd = queue_lock(q, e)) < 0)
@@ -544,20 +562,8 @@ spool_batch_commit(spool_batch *b, const char **dup_of, struct spool_err *e)
 			goto out;
 		}
 	}
-	if (!b->o.nosync) {
-		if (b->use_syncfs) {
-			if (syncfs(q->tmpfd) != 0) {
-				spool_fail_errno(e, errno, "sync %s", q->path);
-				goto out;
-			}
-		} else {
-			for (size_t i = 0; i < b->n; i++)
-				if (fdatasync(b->v[i].fd) != 0) {
-					spool_fail_errno(e, errno, "fsync %s/tmp/%s", q->path, b->v[i].name);
-					goto out;
-				}
-		}
-	}
+	if (batch_sync(b, e) != 0)
+		goto out;
 	for (; done < b->n; done++)
 		if (publish_one(b, b->v[done].name, e) != 0)
 			goto out;
@@ -644,4 +650,58 @@ spool_batch_free(spool_batch *b)
 	free(b->v);
 	free(b->uhdr);
 	free(b);
+}
+
+/* topic.c's view of a batch whose tmp/ is a topic's staging directory */
+const char *
+dedup_first(void)
+{
+	return dup_id;
+}
+
+void
+batch_set_topic(spool_batch *b, spool_topic *t)
+{
+	b->topic = t;
+}
+
+spool_topic *
+batch_topic(const spool_batch *b)
+{
+	return b->topic;
+}
+
+size_t
+batch_count(const spool_batch *b)
+{
+	return b->n;
+}
+
+const char *
+batch_name(const spool_batch *b, size_t i)
+{
+	return b->v[i].name;
+}
+
+const struct spool_send_opts *
+batch_opts(const spool_batch *b)
+{
+	return &b->o;
+}
+
+/* End a commit: committed messages are forgotten (they left the staging
+ * directory), the others unlinked. */
+void
+batch_finish(spool_batch *b, bool committed)
+{
+	if (!committed) {
+		discard(b);
+		return;
+	}
+	for (size_t i = 0; i < b->n; i++)
+		if (b->v[i].fd >= 0)
+			close(b->v[i].fd), b->v[i].fd = -1;
+	b->committed = b->n;
+	b->n = 0;
+	b->use_syncfs = false;
 }

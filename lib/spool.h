@@ -51,6 +51,7 @@ typedef struct spool_queue spool_queue; /* an open queue of a spool */
 typedef struct spool_batch spool_batch; /* messages being written */
 typedef struct spool_msg spool_msg;     /* a message this process has claimed */
 typedef struct spool_job spool_job;     /* a handler running for one claimed message */
+typedef struct spool_topic spool_topic; /* a topic being published to (topic.c) */
 struct spool_entry;                     /* one message as listed (peek.c) */
 
 /* ---- spool and queues (spool.c) ---- */
@@ -148,6 +149,58 @@ void spool_batch_free(spool_batch *b);
 /* A queue's limits for adding n ready messages now: max-length, min-free.
  * 0, or -1 with EX_TEMPFAIL (full, or the disk under its reserve). */
 int spool_queue_admit(spool_queue *q, int64_t n, struct spool_err *e);
+
+/* ---- publish/subscribe (topic.c): SPOOL/.topics/TOPIC/QUEUE ---- */
+
+/* Topic names follow the queue-name rule. */
+#define spool_topic_name_ok spool_queue_name_ok
+/* Subscribe queue to topic, creating the queue: 1 new, 0 it was already,
+ * -1. */
+int spool_subscribe(spool *sp, const char *topic, const char *queue, struct spool_err *e);
+/* What topic kept while it had no subscriber, to every subscriber it has
+ * now (after spool_subscribe): how many, or -1. */
+long spool_topic_deliver_kept(spool *sp, const char *topic, struct spool_err *e);
+/* 0, or -1 (EX_NOTFOUND when queue is not subscribed).  What the queue
+ * holds stays there. */
+int spool_unsubscribe(spool *sp, const char *topic, const char *queue, struct spool_err *e);
+/* Make topic keep what is published while it has no subscribers (on 1) or
+ * refuse it (0): 0 or -1. */
+int spool_topic_keep(spool *sp, const char *topic, int on, struct spool_err *e);
+/* Names of every topic, and of a topic's subscribers, sorted, NULL-terminated
+ * (empty when there are none); free with spool_strv_free. */
+char **spool_topics(spool *sp, struct spool_err *e);
+char **spool_topic_subscribers(spool *sp, const char *topic, struct spool_err *e);
+struct spool_topic_info {
+	bool keep;      /* keeps what it is sent until a first subscriber */
+	long kept;      /* messages kept for that subscriber */
+	long staged;    /* publishes interrupted, for the repair */
+};
+int spool_topic_info(spool *sp, const char *topic, struct spool_topic_info *ti, struct spool_err *e);
+/* Messages copied into queue instead of linked (EXDEV, EMLINK), from the
+ * topic's record .topics/TOPIC/.copied. */
+long spool_topic_copies(spool *sp, const char *topic, const char *queue);
+/* The topics queue is subscribed to, as spool_topics. */
+char **spool_queue_topics(spool *sp, const char *queue, struct spool_err *e);
+/* Open topic for publishing: -1 with EX_NOUSER when it has no subscribers
+ * and does not keep.  Publishes into it take a shared lock, which the repair
+ * waits for. */
+spool_topic *spool_topic_open(spool *sp, const char *topic, struct spool_err *e);
+/* A batch (written, committed and freed as any) that spool_batch_commit
+ * publishes to every subscriber: each gets a hard link of the one file.
+ * Subscribers that cannot take it (full, removed) are passed over, named
+ * through spool_warn_hook and counted by spool_topic_missed; the commit
+ * fails only when none could. */
+spool_batch *spool_topic_batch(spool_topic *t, const struct spool_send_opts *o, struct spool_err *e);
+long spool_topic_missed(const spool_topic *t);
+void spool_topic_close(spool_topic *t); /* after spool_batch_free */
+struct spool_topics_repair {
+	long completed;   /* interrupted publishes past their commit, delivered to the rest */
+	long undone;      /* interrupted publishes before it, removed from every subscriber */
+	long delivered;   /* kept messages delivered to subscribers that had come */
+};
+/* Finish or undo the publishes that were interrupted (spool-layout.md 15),
+ * in the topics no publisher is using.  r may be NULL. */
+int spool_topics_repair(spool *sp, struct spool_topics_repair *r, struct spool_err *e);
 
 /* ---- receiving message files with their own ids (import.c) ---- */
 

@@ -40,6 +40,7 @@ struct spool_list {
 struct spool {
 	int fd;        /* the root directory */
 	char *root;    /* absolute path */
+	int64_t topics_repaired; /* when spool_topics_repair last ran in this process */
 };
 
 struct spool_queue {
@@ -129,6 +130,20 @@ int list_load(struct spool_list *l, const char *buf, size_t len);
 
 /* send.c */
 int64_t queue_ready(spool_queue *q, struct spool_err *e);
+int encode_key(const char *key, char *out, size_t len);
+/* 1 seen (the first id then in dedup_first()), 0 not, -1 */
+int dedup_seen(spool_queue *q, int idsfd, const char *enc, struct spool_err *e);
+const char *dedup_first(void);
+int batch_sync(spool_batch *b, struct spool_err *e);
+void batch_set_topic(spool_batch *b, spool_topic *t);
+spool_topic *batch_topic(const spool_batch *b);
+size_t batch_count(const spool_batch *b);
+const char *batch_name(const spool_batch *b, size_t i);
+const struct spool_send_opts *batch_opts(const spool_batch *b);
+void batch_finish(spool_batch *b, bool committed);
+
+/* topic.c */
+long topic_commit(spool_batch *b, const char **dup_of, struct spool_err *e);
 
 /* spool.c */
 int queue_lock(spool_queue *q, struct spool_err *e);

@@ -7,7 +7,7 @@ bats_require_minimum_version 1.5.0
 load helper
 
 TOP="$BATS_TEST_DIRNAME/.."
-COMMANDS="mq-send mq-recv mq-ack mq-nack mq-peek mq-replay mq-rm mq-pause mq-stat mq-relayd"
+COMMANDS="mq-send mq-recv mq-ack mq-nack mq-peek mq-replay mq-rm mq-pause mq-stat mq-sub mq-relayd"
 
 @test "make install honours DESTDIR and PREFIX, and installs no file outside them" {
 	local root="$BATS_TEST_TMPDIR/root"

@@ -127,6 +127,10 @@ CASES = [
         ("mq-send-l-nosync", "mq-send -l --no-sync, fresh queue; deq: mq-recv -n 0 (data not yet written back)", "none", FL, FL),
         ("mq-send-l-nosync-churn", "mq-send -l --no-sync again into the same queue, a second after the drain (churned); deq: mq-recv -n 0", "none", "floor-nosync-churn", "floor-nosync-churn"),
         ("mq-recv-x", "mq-recv -n 0 -x /bin/true (deq column)", "-", None, "spawn-sh"),
+        ("send-one-l", "pubsub: mq-send -l of N_PUB lines into one queue (beside the publish below)", "group commit", "floor-group", None),
+        ("publish-10-l", "pubsub: the same lines by mq-send -l --topic to 10 subscribers (one file, 10 links each)", "group commit", "send-one-l", None),
+        ("send-one-proc", "pubsub: one mq-send per message into one queue", "fsync file + new/", "spawn-bash", None),
+        ("publish-10-proc", "pubsub: one mq-send --topic per message to 10 subscribers", "fsync file, tmp/s, .pub/, each new/", "send-one-proc", None),
         ("ext4-drain", "mq-recv -n 0 over the rest of the ext4 time-to-first-message backlog (capped at DRAIN_CAP s)", "-", None, FL),
     ]),
     ("peers", [
@@ -219,6 +223,16 @@ tgt("mq-recv -n 0 of a durable backlog ≥ 0.8× floor claim+ack of on-disk file
     med(f_gr_d), 0.8, "on-disk floor: %s → need ≥ %s" % (fmt(med(f_gr_d)), fmt(0.8 * med(f_gr_d)) if f_gr_d else "-"))
 tgt("mq-recv -n 0 ≥ 1.3× python-dirq lock+get+remove (both unwritten)", med(recv_n0), "%s msg/s" % fmt(med(recv_n0)),
     med(dirq_d), 1.3, "dirq: %s → need ≥ %s" % (fmt(med(dirq_d)), fmt(1.3 * med(dirq_d)) if dirq_d else "-"))
+for kind, label in (("l", "mq-send -l"), ("proc", "one mq-send per message")):
+    one, pub = rate("send-one-" + kind, "enq"), rate("publish-10-" + kind, "enq")
+    if one and pub:
+        # cost is time per message: the publish may take at most 10x the send's
+        tgt("publish to 10 subscribers (%s) costs < 10× the send to one queue" % label,
+            med(pub), "%s msg/s" % fmt(med(pub)), med(one), 0.1,
+            "send to one queue: %s → need > %s" % (fmt(med(one)), fmt(0.1 * med(one))), strict=True)
+    else:
+        targets.append(("publish to 10 subscribers (%s) costs < 10× the send to one queue" % label,
+                        "-", "-", "-", verdict(None)))
 if first:
     ff = ms("first-floor")
     fc = ms("first-cold")
