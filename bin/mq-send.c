@@ -273,7 +273,8 @@ main(int argc, char **argv)
 	int rc = 0;
 
 	if (line_mode) {
-		int64_t max = spool_queue_config(q)->max_length;
+		/* a publish passes over a full subscriber (named, exit 5): no cap */
+		int64_t max = q ? spool_queue_config(q)->max_length : 0;
 		if (max > 0 && max < LINE_BATCH)
 			line_batch = (size_t)max;
 		if (argc == 1)
