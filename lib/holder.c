@@ -225,8 +225,8 @@ reap_one(spool_queue *q, int fd, struct spool_list *cur, int64_t now,
 			cur->v[i][0] = '\0'; /* gone from cur/: the caller's pass skips it */
 		if (rc > 0)
 			r->leases++;
-		else if (rc < 0)
-			failed = 1, r->failed++;
+		else if (rc < 0 && (failed = 1, r->failed++, !r->err))
+			r->err = errno ? errno : EIO;
 	}
 	free(v);
 	free(buf);
