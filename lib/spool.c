@@ -146,7 +146,8 @@ spool_like(int fd)
 	 * there is nothing else (mkdir -p SPOOL/QUEUE), not among other folders */
 	int rc = 1;
 	for (struct dirent *de; (de = readdir(d));) {
-		if (de->d_name[0] == '.')
+		/* lost+found: a spool that is a file system of its own */
+		if (de->d_name[0] == '.' || strcmp(de->d_name, "lost+found") == 0)
 			continue;
 		int qfd = spool_queue_name_ok(de->d_name) ?
 		          openat(fd, de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;

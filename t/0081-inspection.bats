@@ -273,4 +273,8 @@ queue_empty_but_kept() { [ "$(count q new)" -eq 0 ] && [ "$(count q cur)" -eq 0 
 	run -0 mq-send -d "$h" orders <<<z
 	run -0 mq-recv -d "$h" orders
 	[ "$output" = z ]
+	# a file system of its own, mounted as the spool
+	mkdir -p "$BATS_TEST_TMPDIR/fs/lost+found"
+	run -0 mq-stat -d "$BATS_TEST_TMPDIR/fs"
+	run -0 mq-send -d "$BATS_TEST_TMPDIR/fs" q <<<w
 }
