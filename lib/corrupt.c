@@ -228,7 +228,8 @@ spool_corrupt_list(spool_queue *q, struct spool_err *e)
 		list_clear(&l);
 		return spool_fail_errno(e, ENOMEM, "read %s/corrupt", q->path), NULL;
 	}
-	memcpy(v, l.v, l.n * sizeof *v); /* the names change hands */
+	if (l.n) /* no corrupt/: l.v is NULL, which memcpy may not be given */
+		memcpy(v, l.v, l.n * sizeof *v); /* the names change hands */
 	if (l.n > 1)
 		qsort(v, l.n, sizeof *v, cmp);
 	free(l.v);
