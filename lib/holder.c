@@ -114,6 +114,7 @@ holder_add(spool_msg *m)
 		return;
 	if (q->nheld == q->heldcap) {
 		size_t cap = q->heldcap ? q->heldcap * 2 : 16;
+		/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers, sized right */
 		spool_msg **v = realloc(q->held, cap * sizeof *v);
 		if (!v)
 			return; /* not recorded: its lease holds it */

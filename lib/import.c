@@ -209,8 +209,10 @@ head_done(spool_import *im, size_t len, struct spool_err *e)
 	int n = 0;
 	if (fromlen && !im->from_seen)
 		n += snprintf(line, size, "Hop: %.200s\n", im->from);
-	n += hoplen ? snprintf(line + n, size - n, "Hop: %.200s\n\n", im->hop) :
-	              snprintf(line + n, size - n, "\n");
+	if (hoplen)
+		snprintf(line + n, size - n, "Hop: %.200s\n\n", im->hop);
+	else
+		snprintf(line + n, size - n, "\n");
 	return 0;
 }
 
