@@ -212,7 +212,7 @@ main(int argc, char **argv)
 	if (argc < 1 || argc > 2)
 		cli_usage(0);
 	spool *sp;
-	spool_queue *q = cli_queue(&sp, dir, argv[0], 0);
+	spool_queue *q = cli_queue(&sp, dir, argv[0], SPOOL_LOOK); /* it only looks */
 	if (argc == 2) {
 		c.id = argv[1];
 		if (!q || spool_list(q, states, 0, show, &c, &e) < 0)

@@ -295,11 +295,7 @@ main(int argc, char **argv)
 	/* A spool or queue that is in the way (a file) is no input (66), even
 	 * when waiting would have created a missing one: only then create. */
 	spool *sp;
-	spool_queue *q = cli_queue(&sp, dir, argv[0], 0);
-	if (!q && waiting) {
-		spool_close(sp);
-		q = cli_queue(&sp, dir, argv[0], SPOOL_CREATE);
-	}
+	spool_queue *q = cli_queue(&sp, dir, argv[0], waiting ? CLI_OR_CREATE : 0);
 	if (!q)
 		return EX_NOTHING; /* no such queue: nothing to receive */
 	if (!opt.claim_only) /* ours while we live; -c leaves them to their leases */

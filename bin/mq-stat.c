@@ -2,8 +2,10 @@
 /*
  * mq-stat: the state of queues at a glance: counts per state, the oldest
  * ready message, bytes, and the backlog by age (after Postfix's qshape).
- * It also mends what any command may mend (expired leases, expired messages,
- * abandoned tmp/ files, old dedup markers and kept messages) and says so.
+ * It only looks: it creates, moves and deletes nothing.  With --repair it
+ * also runs the full repair (spool-layout.md 6.10: expired leases, expired
+ * messages, abandoned tmp/ files, old dedup markers and kept messages) and
+ * says what it mended, and what it could not and why.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -15,7 +17,8 @@
 
 #include "cli.h"
 
-static const char usage[] = "usage: mq-stat [-d dir] [--json] [queue ...]\n";
+static const char usage[] = "usage: mq-stat [-d dir] [--repair] [--json] [queue ...]\n"
+                            "  --repair  also mend the queues (the full repair), and say so\n";
 
 struct qstat {
 	struct spool_stat st;
@@ -121,9 +124,6 @@ print_repairs(const char *name, const struct spool_repair *r)
 	if (r->dead)
 		k += (size_t)snprintf(buf + k, sizeof buf - k, ", %ld dead letters past dead-retention "
 		                      "removed", r->dead);
-	if (r->failed)
-		k += (size_t)snprintf(buf + k, sizeof buf - k, ", %ld messages could not be mended (see cur/)",
-		                      r->failed);
 	if (r->corrupt)
 		k += (size_t)snprintf(buf + k, sizeof buf - k, ", %ld files that are not messages moved "
 		                      "to corrupt/", r->corrupt);
@@ -131,14 +131,36 @@ print_repairs(const char *name, const struct spool_repair *r)
 		printf("repaired %s: %s\n", name, buf + 2);
 }
 
+/* The full repair of one queue, opened apart for it (the figures are read
+ * through a handle that creates nothing); what could not be mended, and
+ * why, is said on stderr.  The exit code so far, or the worse one. */
+static int
+repair_queue(spool *sp, const char *name, struct spool_repair *r, int rc)
+{
+	struct spool_err e = {0};
+	spool_queue *q = spool_queue_open(sp, name, 0, &e);
+	if (!q || spool_repair(q, SPOOL_REPAIR_FULL, r, &e) != 0) {
+		cli_warn("cannot repair %s: %s", name, e.msg);
+		spool_queue_close(q);
+		return rc ? rc : e.code;
+	}
+	spool_queue_close(q);
+	if (!r->failed)
+		return rc;
+	cli_warn("cannot repair %s: %ld entries could not be mended: %s", name, r->failed,
+	         strerror(r->err));
+	return rc ? rc : spool_errno_code(r->err);
+}
+
 int
 main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"json", no_argument, NULL, 'J'}, CLI_LONG_HELP, {NULL, 0, NULL, 0}};
+		{"json", no_argument, NULL, 'J'}, {"repair", no_argument, NULL, 'R'}, CLI_LONG_HELP,
+		{NULL, 0, NULL, 0}};
 	struct spool_err e = {0};
 	const char *dir = NULL;
-	int json = 0, c, rc = 0;
+	int json = 0, repair = 0, c, rc = 0;
 
 	cli_init(argv[0], usage);
 	while ((c = getopt_long(argc, argv, "d:h", longopts, NULL)) != -1) {
@@ -146,6 +168,7 @@ main(int argc, char **argv)
 		case 'd': dir = optarg; break;
 		case 'h': cli_usage(1);
 		case 'J': json = 1; break;
+		case 'R': repair = 1; break;
 		case 'V': cli_version();
 		default: cli_usage(0);
 		}
@@ -156,7 +179,9 @@ main(int argc, char **argv)
 			cli_die(EX_USAGE, "bad queue name '%s'", spool_printable(argv[i]));
 
 	spool *sp = spool_open(dir, 0, &e);
-	if (!sp && !(e.code == EX_NOTFOUND && argc == 0))
+	if (!sp && e.code == EX_NOTFOUND) /* a typo, not an empty spool */
+		e.code = EX_NOINPUT;
+	if (!sp)
 		cli_fail(&e);
 	/* interrupted publishes first: their links are in the queues' tmp/ */
 	struct spool_topics_repair trep = {0};
@@ -176,14 +201,15 @@ main(int argc, char **argv)
 	if (!st)
 		cli_die(EX_OSERR, "out of memory");
 	for (size_t i = 0; i < nq; i++) {
-		spool_queue *q = spool_queue_open(sp, list[i], 0, &e);
+		spool_queue *q = spool_queue_open(sp, list[i], SPOOL_LOOK, &e);
 		if (!q) {
 			cli_error(&e);
 			rc = e.code == EX_NOTFOUND ? EX_NOTFOUND : e.code;
 			continue;
 		}
-		if (spool_repair(q, SPOOL_REPAIR_FULL, &st[i].rep, &e) != 0 ||
-		    spool_stat(q, &st[i].st, &e) != 0 ||
+		if (repair) /* the figures come all the same, mended or not */
+			rc = repair_queue(sp, list[i], &st[i].rep, rc);
+		if (spool_stat(q, &st[i].st, &e) != 0 ||
 		    (st[i].st.corrupt && !(st[i].corrupt = spool_corrupt_list(q, &e)))) {
 			cli_error(&e);
 			rc = e.code;
@@ -229,7 +255,8 @@ main(int argc, char **argv)
 			if (!st[i].ok)
 				continue;
 			printf("%-16s %7ld %7ld %8ld %7ld %7ld %7ld %7s %8s\n", list[i], s->n[SPOOL_READY],
-			       s->n[SPOOL_DELAYED], s->n[SPOOL_CLAIMED], st[i].rep.leases, s->n[SPOOL_DEAD],
+			       s->n[SPOOL_DELAYED], s->n[SPOOL_CLAIMED], s->lapsed + st[i].rep.leases,
+			       s->n[SPOOL_DEAD],
 			       s->n[SPOOL_DONE], oldest ? spool_fmt_age(s->now - oldest, age, sizeof age) : "-",
 			       human(s->bytes, bytes, sizeof bytes));
 		}

@@ -234,6 +234,15 @@ take_back(spool_queue *q, const char *name, const struct spool_name *n, int64_t 
 	return 1;
 }
 
+/* Something a repair could not mend: counted, and the first reason kept. */
+static void
+repair_failed(struct spool_repair *r, int err)
+{
+	r->failed++;
+	if (!r->err)
+		r->err = err ? err : EIO;
+}
+
 /* Claims of holders that died (holder.c), then expired leases in cur/:
  * each one a nack (or a burial past max-attempts). */
 static int
@@ -259,7 +268,7 @@ repair_leases(spool_queue *q, int64_t now, struct spool_repair *r, struct spool_
 		if (rc > 0)
 			r->leases++;
 		else if (rc < 0)
-			r->failed++; /* one bad message must not stop the others */
+			repair_failed(r, errno); /* one bad message must not stop the others */
 	}
 	list_clear(&l);
 	return 0;
@@ -279,15 +288,16 @@ repair_expired(spool_queue *q, int64_t now, struct spool_repair *r, struct spool
 			if ((rc = bury_from(q, q->newfd, l.v[i], &n, "expired", NULL, e)) > 0)
 				r->expired++;
 			else if (rc < 0)
-				r->failed++;
+				repair_failed(r, errno);
 		}
 	list_clear(&l);
 	return 0;
 }
 
-/* Files in dir whose mtime is older than age ms: removed, counted. */
+/* Files in dir whose mtime is older than age ms: removed, counted; those
+ * that could not be (no permission) counted in r as failed. */
 static long
-sweep_old(int dirfd, int64_t now, int64_t age)
+sweep_old(int dirfd, int64_t now, int64_t age, struct spool_repair *r)
 {
 	struct spool_list l = {0};
 	long n = 0;
@@ -295,9 +305,13 @@ sweep_old(int dirfd, int64_t now, int64_t age)
 		return 0;
 	for (size_t i = 0; i < l.n; i++) {
 		struct stat st;
-		if (fstatat(dirfd, l.v[i], &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
-		    (int64_t)st.st_mtim.tv_sec * 1000 + age < now && unlinkat(dirfd, l.v[i], 0) == 0)
+		if (fstatat(dirfd, l.v[i], &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode) ||
+		    (int64_t)st.st_mtim.tv_sec * 1000 + age >= now)
+			continue;
+		if (unlinkat(dirfd, l.v[i], 0) == 0)
 			n++;
+		else if (errno != ENOENT)
+			repair_failed(r, errno);
 	}
 	list_clear(&l);
 	return n;
@@ -305,7 +319,7 @@ sweep_old(int dirfd, int64_t now, int64_t age)
 
 /* done/ and dead/ names carry the ack or burial time: no stat needed. */
 static long
-sweep_done(spool_queue *q, const char *sub, int64_t keep, int64_t now)
+sweep_done(spool_queue *q, const char *sub, int64_t keep, int64_t now, struct spool_repair *r)
 {
 	struct spool_list l = {0};
 	struct spool_name n;
@@ -315,9 +329,12 @@ sweep_done(spool_queue *q, const char *sub, int64_t keep, int64_t now)
 		return 0;
 	if (list_scan(&l, fd, NULL) == 0)
 		for (size_t i = 0; i < l.n; i++)
-			if (name_parse(l.v[i], &n) == 0 && n.t + keep < now &&
-			    unlinkat(fd, l.v[i], 0) == 0)
-				k++;
+			if (name_parse(l.v[i], &n) == 0 && n.t + keep < now) {
+				if (unlinkat(fd, l.v[i], 0) == 0)
+					k++;
+				else if (errno != ENOENT)
+					repair_failed(r, errno);
+			}
 	list_clear(&l);
 	close(fd);
 	return k;
@@ -337,30 +354,34 @@ spool_repair(spool_queue *q, int flags, struct spool_repair *out, struct spool_e
 	if (now - q->sp->topics_repaired >= 1000)
 		spool_topics_repair(q->sp, NULL, NULL);
 	/* tmp/: files of producers that died; their mtime says when they last wrote */
-	r.tmp = sweep_old(q->tmpfd, now, q->cfg.tmp_grace);
+	r.tmp = sweep_old(q->tmpfd, now, q->cfg.tmp_grace, &r);
 	if (flags & SPOOL_REPAIR_FULL) {
 		reason_sweep(q, now); /* reasons of messages no longer waiting (6.13) */
 		long k = repair_corrupt(q, NULL); /* what is not a file, before it is claimed */
+		if (k < 0)
+			repair_failed(&r, errno);
 		r.corrupt = k > 0 ? k : 0;
 		if (repair_expired(q, now, &r, e) != 0)
 			return -1;
 		if (q->cfg.keep_acked > 0)
-			r.done = sweep_done(q, "done", q->cfg.keep_acked, now);
+			r.done = sweep_done(q, "done", q->cfg.keep_acked, now, &r);
 		if (q->cfg.dead_retention > 0)
-			r.dead = sweep_done(q, "dead", q->cfg.dead_retention, now);
+			r.dead = sweep_done(q, "dead", q->cfg.dead_retention, now, &r);
 		int fd = openat(q->fd, "ids", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (fd >= 0) {
 			/* under the lock: a sender may be refreshing a marker right now */
 			int lockfd = queue_lock(q, NULL);
 			if (lockfd >= 0) {
-				r.ids = sweep_old(fd, now, q->cfg.dedup_window);
+				r.ids = sweep_old(fd, now, q->cfg.dedup_window, &r);
 				close(lockfd);
+			} else {
+				repair_failed(&r, errno);
 			}
 			close(fd);
 		}
 		/* ids received from relays (import.c), by the same window */
 		if ((fd = openat(q->fd, "received", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
-			r.ids += sweep_old(fd, now, q->cfg.dedup_window);
+			r.ids += sweep_old(fd, now, q->cfg.dedup_window, &r);
 			close(fd);
 		}
 	}

@@ -126,12 +126,17 @@ cli_queue(spool **sp, const char *dir, const char *name, int flags)
 	if (!spool_queue_name_ok(name))
 		cli_die(EX_USAGE, "bad queue name '%s': want 1-64 of A-Z a-z 0-9 . _ -, "
 		                  "not starting with . or -", spool_printable(name));
-	if (!(*sp = spool_open(dir, flags, &e))) {
-		if (e.code != EX_NOTFOUND)
-			cli_fail(&e);
-		return NULL;
+	int lib = flags & ~CLI_OR_CREATE;
+	if (!(*sp = spool_open(dir, lib, &e)) && e.code == EX_NOTFOUND && (flags & CLI_OR_CREATE))
+		*sp = spool_open(dir, lib | SPOOL_CREATE, &e);
+	if (!*sp) {
+		if (e.code == EX_NOTFOUND) /* a typo in a cron line, to be told of */
+			e.code = EX_NOINPUT;
+		cli_fail(&e);
 	}
-	spool_queue *q = spool_queue_open(*sp, name, flags, &e);
+	spool_queue *q = spool_queue_open(*sp, name, lib, &e);
+	if (!q && e.code == EX_NOTFOUND && (flags & CLI_OR_CREATE))
+		q = spool_queue_open(*sp, name, lib | SPOOL_CREATE, &e);
 	if (!q && e.code != EX_NOTFOUND)
 		cli_fail(&e);
 	return q;

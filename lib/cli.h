@@ -27,7 +27,11 @@ noreturn void cli_usage(int help);
 noreturn void cli_version(void);
 int64_t cli_duration(const char *opt, const char *arg);
 long cli_count(const char *opt, const char *arg);
-/* Open the spool and queue or die with the right code. */
+/* Open the spool and queue or die with the right code: a spool that does not
+ * exist is EX_NOINPUT unless SPOOL_CREATE; a missing queue returns NULL.
+ * CLI_OR_CREATE: open as a reader, and create only what is missing
+ * (mq-recv -w, -f: what is in the way stays EX_NOINPUT). */
+#define CLI_OR_CREATE 0x100
 spool_queue *cli_queue(spool **sp, const char *dir, const char *name, int flags);
 /* fn for each operand; "-" reads operands from stdin, one per line (the
  * first field of a line that looks like an id or a path).  Returns the worst

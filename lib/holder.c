@@ -114,7 +114,8 @@ holder_add(spool_msg *m)
 		return;
 	if (q->nheld == q->heldcap) {
 		size_t cap = q->heldcap ? q->heldcap * 2 : 16;
-		spool_msg **v = realloc(q->held, cap * sizeof *v); /* NOLINT(bugprone-sizeof-expression): of pointers */
+		/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers, sized right */
+		spool_msg **v = realloc(q->held, cap * sizeof *v);
 		if (!v)
 			return; /* not recorded: its lease holds it */
 		q->held = v, q->heldcap = cap;
@@ -225,8 +226,8 @@ reap_one(spool_queue *q, int fd, struct spool_list *cur, int64_t now,
 			cur->v[i][0] = '\0'; /* gone from cur/: the caller's pass skips it */
 		if (rc > 0)
 			r->leases++;
-		else if (rc < 0)
-			failed = 1, r->failed++;
+		else if (rc < 0 && (failed = 1, r->failed++, !r->err))
+			r->err = errno ? errno : EIO;
 	}
 	free(v);
 	free(buf);

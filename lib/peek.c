@@ -131,9 +131,10 @@ spool_list(spool_queue *q, unsigned states, int flags, spool_entry_fn *fn, void 
 	if (!states)
 		states = ~0u;
 	int rc = 0;
-	if (states & (1u << SPOOL_READY | 1u << SPOOL_DELAYED))
+	/* a queue opened only to look (SPOOL_LOOK) may lack new/ or cur/: empty */
+	if ((states & (1u << SPOOL_READY | 1u << SPOOL_DELAYED)) && q->newfd >= 0)
 		rc = list_dir(q, q->newfd, "new", SPOOL_READY, states, flags, fn, arg, e);
-	if (!rc && (states & 1u << SPOOL_CLAIMED))
+	if (!rc && (states & 1u << SPOOL_CLAIMED) && q->curfd >= 0)
 		rc = list_dir(q, q->curfd, "cur", SPOOL_CLAIMED, states, flags, fn, arg, e);
 	const char *subs[] = {"dead", "done"};
 	enum spool_state sts[] = {SPOOL_DEAD, SPOOL_DONE};

@@ -61,13 +61,133 @@ mkdirs(const char *path)
 	}
 }
 
+/* The names a queue directory may hold (spool-layout.md 3), dot names aside. */
+static const char *const queue_entries[] = {"tmp",      "new",     "cur",     "dead",   "done", "ids",
+                                            "received", "corrupt", "holders", "config", NULL};
+
+static int
+isdir_at(int fd, const char *name)
+{
+	struct stat st;
+	return fstatat(fd, name, &st, 0) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* 1 if the directory sub of fd holds nothing but dot names, 0 if not. */
+static int
+dir_empty(int fd, const char *sub)
+{
+	int dfd = openat(fd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = dfd < 0 ? NULL : fdopendir(dfd);
+	int rc = 1;
+	if (!d) {
+		if (dfd >= 0)
+			close(dfd);
+		return 0;
+	}
+	for (struct dirent *de; rc && (de = readdir(d));)
+		rc = de->d_name[0] == '.';
+	closedir(d);
+	return rc;
+}
+
+/* A directory is a queue (spool-layout.md 3) when it holds new/ and cur/, or
+ * (made by hand, or being made) nothing but what a queue may hold, and more
+ * than a tmp/: 2; or nothing at all (an empty tmp/ at most: being made): 1.
+ * 0 when it is some other program's directory (one with files in a tmp/ and
+ * nothing else too), -1 when it cannot be read. */
+static int
+queue_like(int fd)
+{
+	if (isdir_at(fd, "new") && isdir_at(fd, "cur"))
+		return 2;
+	int dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = dfd < 0 ? NULL : fdopendir(dfd);
+	if (!d) {
+		if (dfd >= 0)
+			close(dfd);
+		return -1;
+	}
+	int known = 1, seen = 0, sign = 0;
+	for (struct dirent *de; known && (de = readdir(d));) {
+		if (de->d_name[0] == '.')
+			continue;
+		seen = 1, known = 0;
+		for (const char *const *k = queue_entries; *k && !known; k++)
+			known = strcmp(de->d_name, *k) == 0;
+		if (known && strcmp(de->d_name, "tmp") != 0) /* tmp/ alone is anybody's */
+			sign = 1;
+	}
+	closedir(d);
+	if (known && seen && !sign) /* a tmp/ only: a queue being made has nothing in it yet */
+		return dir_empty(fd, "tmp");
+	return !known ? 0 : !seen ? 1 : sign ? 2 : 0;
+}
+
+/* A directory is a spool (spool-layout.md 2) when it holds the marker
+ * .spoolmq (2), or (a spool made before the marker, or by hand) holds a
+ * queue that is not an empty directory, or nothing but empty directories
+ * with queue names: 1 then, 0 when it is not a spool, -1 when it cannot be
+ * read. */
+static int
+spool_like(int fd)
+{
+	struct stat st;
+	if (fstatat(fd, SPOOL_MARKER, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
+		return 2;
+	int dfd = dup(fd);
+	DIR *d = dfd < 0 ? NULL : fdopendir(dfd);
+	if (!d) {
+		if (dfd >= 0)
+			close(dfd);
+		return -1;
+	}
+	rewinddir(d);
+	/* a queue with something in it says spool; empty directories only when
+	 * there is nothing else (mkdir -p SPOOL/QUEUE), not among other folders */
+	int rc = 1;
+	for (struct dirent *de; (de = readdir(d));) {
+		/* lost+found: a spool that is a file system of its own */
+		if (de->d_name[0] == '.' || strcmp(de->d_name, "lost+found") == 0)
+			continue;
+		int qfd = spool_queue_name_ok(de->d_name) ?
+		          openat(fd, de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+		int k = qfd < 0 ? 0 : queue_like(qfd);
+		if (qfd >= 0)
+			close(qfd);
+		if (k == 2) {
+			rc = 1;
+			break;
+		}
+		if (k != 1)
+			rc = 0;
+	}
+	closedir(d);
+	return rc;
+}
+
+/* Write the marker that says fd is a spool; it may fail (a spool shared
+ * read-only): a spool with a queue in it is one without it too. */
+static void
+mark_spool(int fd)
+{
+	static const char text[] = "spoolmq spool: see mq-spool(5)\n";
+	int mfd = openat(fd, SPOOL_MARKER, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+	if (mfd < 0)
+		return;
+	if (write_all(mfd, text, sizeof text - 1) != 0)
+		(void)unlinkat(fd, SPOOL_MARKER, 0); /* an empty one is still a marker, but say it whole */
+	close(mfd);
+}
+
 spool *
 spool_open(const char *dir, int flags, struct spool_err *e)
 {
 	char dflt[PATH_MAX];
+	int chain = 0; /* the default root: its missing parents are made too */
 	if (!dir || !*dir)
 		dir = getenv("MQ_SPOOL");
 	if (!dir || !*dir) {
+		chain = 1;
 		const char *x = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
 		if (geteuid() == 0)
 			dir = "/var/spool/mq";
@@ -82,25 +202,51 @@ spool_open(const char *dir, int flags, struct spool_err *e)
 	if (!sp)
 		return spool_fail_errno(e, errno, "open spool"), NULL;
 	/* open first: the spool nearly always exists, and mkdir costs a syscall a level */
+	int made = 0;
 	sp->fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (sp->fd < 0 && errno == ENOENT && (flags & SPOOL_CREATE)) {
-		if (mkdirs(dir) != 0) {
+		/* a -d or $MQ_SPOOL with a typo must not become a tree of directories:
+		 * only the spool's own directory is made, in a parent that exists */
+		if (chain ? mkdirs(dir) != 0 : mkdir(dir, 0777) != 0 && errno != EEXIST) {
 			int err = errno;
 			free(sp);
+			if (err == ENOENT)
+				return spool_fail(e, EX_CANTCREAT, "cannot create spool %s: its parent "
+				                  "directory does not exist", dir), NULL;
 			return spool_fail_errno(e, err, "create spool %s", dir), NULL;
 		}
+		if (!chain && fsync_parent(dir) != 0) {
+			int err = errno;
+			free(sp);
+			return spool_fail_errno(e, err, "fsync the parent of %s", dir), NULL;
+		}
+		made = 1;
 		sp->fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	}
 	if (sp->fd < 0) {
 		int err = errno;
 		free(sp);
 		if (err == ENOENT)
-			return spool_fail(e, EX_NOTFOUND, "spool %s: no such directory", dir), NULL;
+			return spool_fail(e, EX_NOTFOUND, "spool %s does not exist", dir), NULL;
 		if (err == ENOTDIR) /* 73 for whoever came to make it, 66 to read it */
 			return spool_fail(e, flags & SPOOL_CREATE ? EX_CANTCREAT : EX_NOINPUT,
 			                  "spool %s: not a directory", dir), NULL;
 		return spool_fail_errno(e, err, "open spool %s", dir), NULL;
 	}
+	/* what is not a spool is not ours to read, and less to write into */
+	int like = made ? 1 : spool_like(sp->fd);
+	if (like <= 0) {
+		int err = errno;
+		close(sp->fd);
+		free(sp);
+		if (like < 0)
+			return spool_fail_errno(e, err, "read spool %s", dir), NULL;
+		return spool_fail(e, flags & SPOOL_CREATE ? EX_CANTCREAT : EX_NOINPUT,
+		                  "%s is not a spool: it has no " SPOOL_MARKER " and no queue in it", dir),
+		       NULL;
+	}
+	if ((flags & SPOOL_CREATE) && like == 1)
+		mark_spool(sp->fd);
 	/* an absolute path without . or .. components is already what realpath gives,
 	 * but for symbolic links, which are as good a name */
 	sp->root = dir[0] == '/' && !strstr(dir, "/.") && !strstr(dir, "//") ? strdup(dir) :
@@ -177,9 +323,13 @@ spool_queues(spool *sp, struct spool_err *e)
 	char **v = malloc(cap * sizeof *v);
 	struct dirent *de;
 	while (v && (de = readdir(d))) {
-		struct stat st;
-		if (!spool_queue_name_ok(de->d_name) ||
-		    fstatat(sp->fd, de->d_name, &st, 0) != 0 || !S_ISDIR(st.st_mode))
+		if (!spool_queue_name_ok(de->d_name))
+			continue;
+		int qfd = openat(sp->fd, de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		int like = qfd < 0 ? 0 : queue_like(qfd);
+		if (qfd >= 0)
+			close(qfd);
+		if (like <= 0) /* a file, or another program's directory */
 			continue;
 		if (n + 2 > cap) {
 			char **nv = realloc(v, (cap *= 2) * sizeof *v);
@@ -221,6 +371,8 @@ static int
 open_sub(spool_queue *q, const char *sub, struct spool_err *e)
 {
 	int fd = openat(q->fd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT && q->look)
+		return -2; /* only looking: a missing one is empty */
 	if (fd < 0 && errno == ENOENT) {
 		if (mkdirat(q->fd, sub, 0777) == 0) {
 			/* the new entry must survive a crash with what goes in it */
@@ -268,6 +420,19 @@ spool_queue_open(spool *sp, const char *name, int flags, struct spool_err *e)
 		}
 		q->fd = openat(sp->fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	}
+	if (q->fd >= 0 && !create) {
+		int like = queue_like(q->fd);
+		if (like < 0) {
+			spool_fail_errno(e, errno, "read queue %s", q->path);
+			goto fail;
+		}
+		if (!like) { /* another program's directory: not a file is touched */
+			spool_fail(e, flags & SPOOL_CREATE ? EX_CANTCREAT : EX_NOINPUT,
+			           "queue %s: %s is a directory but not a queue: it has no new/ and cur/", name,
+			           q->path);
+			goto fail;
+		}
+	}
 	if (q->fd < 0) {
 		if (errno == ENOENT)
 			spool_fail(e, EX_NOTFOUND, "queue %s: no such queue", name);
@@ -282,10 +447,14 @@ spool_queue_open(spool *sp, const char *name, int flags, struct spool_err *e)
 	if (config_load(q, e) != 0)
 		goto fail;
 	/* new/ last: a consumer that sees new/ may rely on tmp/ and cur/ */
-	if ((q->tmpfd = open_sub(q, "tmp", e)) < 0 || (q->curfd = open_sub(q, "cur", e)) < 0 ||
+	q->look = (flags & SPOOL_LOOK) != 0;
+	if ((q->tmpfd = open_sub(q, "tmp", e)) == -1 || (q->curfd = open_sub(q, "cur", e)) == -1 ||
 	    (create && (q->deadfd = open_sub(q, "dead", e)) < 0) ||
-	    (q->newfd = open_sub(q, "new", e)) < 0)
+	    (q->newfd = open_sub(q, "new", e)) == -1)
 		goto fail;
+	q->tmpfd = q->tmpfd < 0 ? -1 : q->tmpfd; /* -2: missing, and only looking */
+	q->curfd = q->curfd < 0 ? -1 : q->curfd;
+	q->newfd = q->newfd < 0 ? -1 : q->newfd;
 	return q;
 oom:
 	spool_fail_errno(e, ENOMEM, "open queue %s", name);

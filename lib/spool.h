@@ -57,12 +57,20 @@ struct spool_entry;                     /* one message as listed (peek.c) */
 /* ---- spool and queues (spool.c) ---- */
 
 #define SPOOL_CREATE 0x1 /* create the root or queue directories if missing */
+#define SPOOL_LOOK 0x2   /* only look (mq-stat, mq-peek): create nothing, not even a
+                          * queue's missing tmp/, cur/ or new/ (read as empty) */
+#define SPOOL_MARKER ".spoolmq" /* the file that says a directory is a spool */
 
-/* dir NULL: $MQ_SPOOL, else /var/spool/mq for root, else ~/.local/state/mq. */
+/* dir NULL: $MQ_SPOOL, else /var/spool/mq for root, else ~/.local/state/mq.
+ * Only a spool is opened (spool-layout.md 2): else EX_NOINPUT, or EX_CANTCREAT
+ * with SPOOL_CREATE.  A spool that does not exist fails with EX_NOTFOUND;
+ * SPOOL_CREATE makes it, but of a dir given (or $MQ_SPOOL) only its last
+ * component (EX_CANTCREAT when the parent is missing). */
 spool *spool_open(const char *dir, int flags, struct spool_err *e);
 void spool_close(spool *sp);
 const char *spool_root(const spool *sp); /* absolute path */
-/* Names of every queue directory, sorted, NULL-terminated; free with spool_strv_free. */
+/* Names of every queue directory (what is not a queue, spool-layout.md 3, is
+ * left out), sorted, NULL-terminated; free with spool_strv_free. */
 char **spool_queues(spool *sp, struct spool_err *e);
 void spool_strv_free(char **v);
 
@@ -71,7 +79,9 @@ void spool_strv_free(char **v);
 const char *spool_printable(const char *s);
 /* 1 if name is a valid queue name, 0 if not. */
 int spool_queue_name_ok(const char *name);
-/* Without SPOOL_CREATE a missing queue fails with EX_NOTFOUND. */
+/* Without SPOOL_CREATE a missing queue fails with EX_NOTFOUND.  A directory
+ * that is not a queue (spool-layout.md 3) fails with EX_NOINPUT (EX_CANTCREAT
+ * with SPOOL_CREATE), nothing created in it. */
 spool_queue *spool_queue_open(spool *sp, const char *name, int flags, struct spool_err *e);
 void spool_queue_close(spool_queue *q);
 const char *spool_queue_name(const spool_queue *q);
@@ -261,12 +271,13 @@ struct spool_repair {
 	long tmp;           /* abandoned tmp/ files removed */
 	long done;          /* acked messages past keep-acked removed (full only) */
 	long ids;           /* dedup markers past dedup-window removed (full only) */
-	long failed;        /* messages that could not be mended (left for the next pass) */
+	long failed;        /* entries that could not be mended (left for the next pass) */
 	int64_t next_lease; /* earliest live lease deadline, 0: none */
 	long corrupt;       /* what was not a regular file in new/, moved to corrupt/ (full only) */
 	long dead;          /* dead letters past dead-retention removed (full only) */
+	int err;            /* errno of the first thing that could not be mended (failed > 0) */
 };
-#define SPOOL_REPAIR_FULL 0x1 /* also new/ expiry, done/, dead/ and ids/ (mq-stat) */
+#define SPOOL_REPAIR_FULL 0x1 /* also new/ expiry, done/, dead/ and ids/ (mq-stat --repair) */
 /* Take back expired leases and the claims of holders that are gone (see
  * spool_queue_hold), and sweep abandoned tmp/ files, which any command may
  * do at any time; with SPOOL_REPAIR_FULL also the rest.  r may be NULL. */
@@ -474,6 +485,7 @@ struct spool_stat {
 	int64_t now;          /* when counted */
 	long corrupt;         /* entries in corrupt/: not messages (spool-layout.md 3.1) */
 	bool paused;          /* QUEUE/paused exists (mq-pause) */
+	long lapsed;          /* claimed messages whose lease has run out, not yet taken back */
 };
 /* Count q's messages (names and sizes: nothing is changed). */
 int spool_stat(spool_queue *q, struct spool_stat *s, struct spool_err *e);

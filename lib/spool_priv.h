@@ -52,6 +52,7 @@ struct spool_queue {
 	struct spool_config cfg;
 	struct spool_list ready;
 	bool reaped;           /* spool_repair has run in this process */
+	bool look;             /* opened with SPOOL_LOOK: a missing new/, cur/ is -1 */
 	char *spare;           /* a first-block buffer to reuse (HEAD_FIRST bytes) */
 	bool hint_tried;       /* QUEUE/.head was read (once per process) */
 	bool hint_seen;        /* a QUEUE/.head exists, as far as we know */

@@ -28,6 +28,8 @@ count(const struct spool_entry *en, void *arg)
 		s->bytes += en->size;
 		s->bytes_by[en->state] += en->size;
 	}
+	if (en->state == SPOOL_CLAIMED && en->t <= c->now)
+		s->lapsed++;
 	if (!s->oldest_by[en->state] || en->created < s->oldest_by[en->state])
 		s->oldest_by[en->state] = en->created;
 	if (en->state == SPOOL_READY) {
@@ -76,7 +78,7 @@ spool_stat_json(const char *queue, const struct spool_stat *s, const struct spoo
 		"{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I}}",
 		"queue", queue, "ready", (json_int_t)s->n[SPOOL_READY], "delayed",
 		(json_int_t)s->n[SPOOL_DELAYED], "in_flight", (json_int_t)s->n[SPOOL_CLAIMED],
-		"expired_leases", (json_int_t)rep->leases, "dead", (json_int_t)s->n[SPOOL_DEAD], "kept",
+		"expired_leases", (json_int_t)s->lapsed + (json_int_t)rep->leases, "dead", (json_int_t)s->n[SPOOL_DEAD], "kept",
 		(json_int_t)s->n[SPOOL_DONE], "corrupt", (json_int_t)s->corrupt, "bytes",
 		(json_int_t)s->bytes, "oldest_ready_age",
 		oldest ? json_integer((s->now - oldest) / 1000) : json_null(), "backlog_by_age", h,

@@ -287,12 +287,11 @@ queues_rescan(struct relayd *r, const char *why)
 			continue;
 		spool_queue_rescan(c->q);
 		c->next_due = 0;
-		struct spool_repair rep;
-		if (spool_repair(c->q, SPOOL_REPAIR_FULL, &rep, &e) != 0)
+		struct spool_repair rep; /* the light one: the full one is mq-stat --repair's (6.10) */
+		if (spool_repair(c->q, 0, &rep, &e) != 0)
 			logmsg(LOG_ERR, "%s: %s", c->queue, e.msg);
-		else if (rep.leases || rep.expired)
-			logmsg(LOG_WARNING, "%s: took back %ld expired leases, buried %ld expired messages",
-			       c->queue, rep.leases, rep.expired);
+		else if (rep.leases)
+			logmsg(LOG_WARNING, "%s: took back %ld expired leases", c->queue, rep.leases);
 	}
 	loop_timer_set(r->loop, &r->rescan_timer, spool_now() + r->conf.rescan);
 }

@@ -20,7 +20,7 @@ each_queue(struct relayd *r, void (*fn)(void *, const char *, const struct spool
 	struct spool_err e = {0};
 	char **names = spool_queues(r->sp, &e);
 	for (char **n = names; n && *n; n++) {
-		spool_queue *q = spool_queue_open(r->sp, *n, 0, &e);
+		spool_queue *q = spool_queue_open(r->sp, *n, SPOOL_LOOK, &e);
 		struct spool_stat st;
 		if (q && spool_stat(q, &st, &e) == 0)
 			fn(arg, *n, &st);

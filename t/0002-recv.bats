@@ -9,6 +9,7 @@ bats_require_minimum_version 1.5.0
 load helper
 
 @test "mq-recv on a queue that does not exist exits 1" {
+	mkdir "$MQ_SPOOL"
 	run -1 mq-recv q
 	[ -z "$output" ]
 }

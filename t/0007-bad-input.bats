@@ -108,7 +108,7 @@ refuses() {
 	run --separate-stderr -66 mq-send q "$BATS_TEST_TMPDIR/a" "$BATS_TEST_TMPDIR/missing"
 	check_error mq-send
 	[ "$(messages_anywhere q)" -eq 0 ]
-	run -1 mq-recv q
+	[ ! -e "$MQ_SPOOL" ] # not even the spool
 }
 
 @test "-l with a missing second FILE: nothing written at all" {
@@ -233,7 +233,7 @@ bad_header() { # HEADER: mq-send -H HEADER exits 64 and writes nothing
 }
 
 @test "a queue or spool path that is a file: 73 to create it, 66 to read it, one line each" {
-	mkdir -p "$MQ_SPOOL"
+	mq-send q <<<x # a spool, with a queue
 	echo not a queue >"$MQ_SPOOL/fileq"
 	run --separate-stderr -73 mq-send fileq <<<x
 	check_error mq-send

@@ -201,6 +201,7 @@ hello" ]
 }
 
 @test "-x on an empty queue exits 1 and runs nothing" {
+	mkdir "$MQ_SPOOL" # a spool, without the queue
 	run -1 mq-recv -x "touch '$BATS_TEST_TMPDIR/ran'" q
 	[ ! -e "$BATS_TEST_TMPDIR/ran" ]
 }

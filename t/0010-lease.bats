@@ -95,12 +95,12 @@ load helper
 	[ "$(count q cur)" -eq 0 ]
 }
 
-@test "mq-stat takes back an expired lease and says so" {
+@test "mq-stat --repair takes back an expired lease and says so" {
 	config q 'lease = 200ms' 'backoff = 0'
 	echo body | mq-send q
 	p=$(mq-recv -c q)
 	wait_for 5 time_past "$(name_time "$p")"
-	run -0 mq-stat q
+	run -0 mq-stat --repair q
 	[[ $output == *"repaired q: 1 expired leases taken back"* ]]
 	[ "$(count q cur)" -eq 0 ]
 	n=$(only_file q new)

@@ -254,6 +254,7 @@ set_dead_time() {
 }
 
 @test "mq-replay of a queue that does not exist exits 2" {
+	mkdir "$MQ_SPOOL"
 	run --separate-stderr -2 mq-replay --all nosuch
 	check_error mq-replay
 	[ ! -e "$(qdir nosuch)" ]

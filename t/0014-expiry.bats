@@ -94,12 +94,15 @@ load helper
 	[ "$output" = fresh ]
 }
 
-@test "mq-stat buries expired messages nobody came for, and says so" {
+@test "mq-stat --repair buries expired messages nobody came for, and says so" {
 	echo x | mq-send --ttl 200ms q
 	echo y | mq-send q
 	e=$(basename "$(files q new | grep '\.[0-9]*\.[0-9]\{13\}$')" | cut -d. -f4)
 	wait_for 5 time_past "$e"
 	run -0 mq-stat q
+	[[ $output != *repaired* ]] # only looking: nothing moved
+	[ "$(count q new)" -eq 2 ]
+	run -0 mq-stat --repair q
 	[[ $output == *"repaired q: 1 expired messages moved to dead/"* ]]
 	[ "$(header_of "$(only_file q dead)" Dead-Reason)" = expired ]
 	[ "$(count q new)" -eq 1 ]

@@ -121,10 +121,12 @@ load helper
 	run -3 mq-send --strict --id k q <<<third
 }
 
-@test "an old dedup marker no longer applies, and mq-stat removes it" {
+@test "an old dedup marker no longer applies, and mq-stat --repair removes it" {
 	echo a | mq-send --id k q
 	touch -d '-2 days' "$(qdir q)/ids/k"
 	run -0 mq-stat q
+	[ -e "$(qdir q)/ids/k" ] # only looking
+	run -0 mq-stat --repair q
 	[[ $output == *"repaired q: 1 old dedup markers removed"* ]]
 	[ ! -e "$(qdir q)/ids/k" ]
 	run --separate-stderr -0 mq-send --id k q <<<b

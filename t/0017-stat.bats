@@ -133,12 +133,16 @@ print(s + "0000000000000000")')
 	[ "$(printf '%s\n' "${lines[@]}" | sed -n '2,4p' | cut -d' ' -f1 | tr '\n' ' ')" = "a b c.2 " ]
 }
 
-@test "mq-stat with no spool at all prints nothing (--json: [])" {
+@test "mq-stat with no spool at all says so (66); an empty one prints nothing (--json: [])" {
+	run --separate-stderr -66 mq-stat
+	check_error mq-stat
+	[[ $stderr == *"spool $MQ_SPOOL does not exist"* ]]
+	[ ! -e "$MQ_SPOOL" ]
+	mkdir "$MQ_SPOOL"
 	run -0 mq-stat
 	[ -z "$output" ]
 	run -0 mq-stat --json
 	[ "$(js 'len(d)')" = 0 ]
-	[ ! -e "$MQ_SPOOL" ]
 }
 
 @test "mq-stat of an unknown queue exits 2; a bad name exits 64" {
@@ -155,13 +159,19 @@ print(s + "0000000000000000")')
 	echo b | mq-send q
 	mq-recv -c -n 0 q >"$BATS_TEST_TMPDIR/claims"
 	wait_for 5 time_past "$(name_time "$(sed -n 2p "$BATS_TEST_TMPDIR/claims")")"
+	# only looking: counted, left where they are
 	run -0 mq-stat --json q
+	[ "$(js 'd[0]["expired_leases"]')" = 2 ]
+	[ "$(js 'd[0]["repaired"]["expired_leases"]')" = 0 ]
+	[ "$(js 'd[0]["in_flight"]')" = 2 ]
+	[ "$(row q | cut -d' ' -f5)" = 2 ]
+	run -0 mq-stat --repair --json q
 	[ "$(js 'd[0]["expired_leases"]')" = 2 ]
 	[ "$(js 'd[0]["repaired"]["expired_leases"]')" = 2 ]
 	[ "$(js 'd[0]["in_flight"]')" = 0 ]
 	[ "$(js 'd[0]["ready"]')" = 2 ]
 	# done once: the next look finds nothing to mend
-	run -0 mq-stat q
+	run -0 mq-stat --repair q
 	[[ $output != *repaired* ]]
 	[ "$(row q | cut -d' ' -f5)" = 0 ]
 }
@@ -172,7 +182,7 @@ print(s + "0000000000000000")')
 	echo partial >"$(qdir q)/tmp/$t.01ARZ3NDEKTSV4RRFFQ69G5FAV.0"
 	echo partial >"$(qdir q)/tmp/$t.01ARZ3NDEKTSV4RRFFQ69G5FAW.0"
 	touch -d '-2 hours' "$(qdir q)/tmp/$t.01ARZ3NDEKTSV4RRFFQ69G5FAV.0"
-	run -0 mq-stat q
+	run -0 mq-stat --repair q
 	[[ $output == *"repaired q: 1 abandoned tmp/ files removed"* ]]
 	[ "$(files q tmp)" = "$(qdir q)/tmp/$t.01ARZ3NDEKTSV4RRFFQ69G5FAW.0" ]
 	[ "$(count q new)" -eq 1 ]
@@ -183,7 +193,7 @@ print(s + "0000000000000000")')
 	config q 'tmp-grace = 1m'
 	echo partial >"$(qdir q)/tmp/1.01ARZ3NDEKTSV4RRFFQ69G5FAV.0"
 	touch -d '-2 minutes' "$(qdir q)/tmp/1.01ARZ3NDEKTSV4RRFFQ69G5FAV.0"
-	run -0 mq-stat --json q
+	run -0 mq-stat --repair --json q
 	[ "$(js 'd[0]["repaired"]["tmp_files"]')" = 1 ]
 	[ "$(count q tmp)" -eq 0 ]
 }
@@ -196,7 +206,7 @@ print(s + "0000000000000000")')
 	run -0 mq-stat --json q
 	[ "$(js 'd[0]["kept"]')" = 1 ]
 	wait_for 5 time_past $(($(name_time "$f") + 300))
-	run -0 mq-stat q
+	run -0 mq-stat --repair q
 	[[ $output == *"repaired q: 1 kept messages past keep-acked removed"* ]]
 	[ "$(count q "done")" -eq 0 ]
 }
@@ -207,7 +217,7 @@ print(s + "0000000000000000")')
 	echo junk >"$(qdir q)/new/.swp"
 	echo junk >"$(qdir q)/tmp/.keep"
 	touch -d '-2 days' "$(qdir q)/tmp/.keep"
-	run -0 mq-stat --json q
+	run -0 mq-stat --repair --json q
 	[ "$(js 'd[0]["dead"]')" = 1 ]
 	[ "$(js 'd[0]["ready"]')" = 0 ]
 	[ -e "$(qdir q)/new/.swp" ]

@@ -81,7 +81,7 @@ corrupt_is() {
 	[ "$(count a corrupt)" -eq 2 ]
 }
 
-@test "mq-peek and mq-stat do not hang on a FIFO; mq-stat moves it aside and names it" {
+@test "mq-peek and mq-stat do not hang on a FIFO; mq-stat --repair moves it aside and names it" {
 	queue_with_good
 	mkfifo "$MQ_SPOOL/a/new/$B"
 	ln -s "$MQ_SPOOL/a/new/$B" "$MQ_SPOOL/a/new/1700000000001.$BID.0"
@@ -97,6 +97,9 @@ corrupt_is() {
 	check_error mq-peek
 	[[ $stderr == *"not a regular file"* ]]
 	run --separate-stderr -0 timeout 10 mq-stat a
+	[[ $output != *repaired* ]]
+	[ -z "$stderr" ]
+	run --separate-stderr -0 timeout 10 mq-stat --repair a
 	[[ $output == *"repaired a: 2 files that are not messages moved to corrupt/"* ]]
 	[[ $output == *"corrupt a: 2 files that are not messages, never delivered, in corrupt/: "*".$BID.0 "*".$BID.0"* ]]
 	[ "${#stderr_lines[@]}" -eq 2 ]

@@ -208,7 +208,7 @@ EOF2
 	[ "$(holders_left q)" -eq 0 ] # -c holds nothing: no holder file
 	# neither a consumer nor mq-stat's full repair takes it back early
 	run --separate-stderr -1 mq-recv q
-	mq-stat q >/dev/null
+	mq-stat --repair q >/dev/null
 	[ -f "$path" ]
 	time_past $((t0 + 5000)) && skip "too slow to check within the lease"
 	# at the end of its lease it is taken back and delivered again

@@ -50,4 +50,4 @@ sweep() {
 @test "fault sweep: mq-nack of the last attempt (bury, max attempts)" { sweep bury; }
 @test "fault sweep: mq-nack --dead (bury)" { sweep nack-dead; }
 @test "fault sweep: mq-replay" { sweep replay; }
-@test "fault sweep: mq-stat (the full repair)" { sweep repair; }
+@test "fault sweep: mq-stat --repair (the full repair)" { sweep repair; }

@@ -183,8 +183,8 @@ EOF2
 	# the repair clears tmp/ of what killed producers and receivers left
 	for d in A/q A/r B/r; do echo 'tmp-grace = 1ms' >>"$T/$d/config"; done
 	sleep 0.01
-	on A mq-stat >/dev/null
-	on B mq-stat >/dev/null
+	on A mq-stat --repair >/dev/null
+	on B mq-stat --repair >/dev/null
 	cut -d' ' -f1 "$T/done-q" "$T/done-r" | sort -u >"$T/handled"
 	: >>"$T/sent-q"
 	: >>"$T/sent-r"

@@ -129,7 +129,7 @@ _mq_opts() {
 		flags="-n -h --help --version --dry-run --all"
 		args="-d --from --since --until --to" ;;
 	mq-stat)
-		flags="-h --help --version --json"
+		flags="-h --help --version --json --repair"
 		args="-d" ;;
 	mq-relayd)
 		flags="-n -s -v -h --help --version"
