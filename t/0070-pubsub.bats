@@ -297,7 +297,7 @@ publish_killed() {
 	done
 	staged=$(ls -A "$MQ_SPOOL/.topics/t/.pub" | wc -l)
 	echo "staged before the repair: $staged"
-	run -0 mq-stat
+	run -0 mq-stat --repair
 	echo "$output" | grep 'repaired topics' || true
 	[ -z "$(ls -A "$MQ_SPOOL/.topics/t/.pub")" ]
 	for q in s1 s2 s3; do

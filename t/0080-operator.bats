@@ -131,17 +131,19 @@ ids_in() { files "$1" "$2" | sed -E 's#.*/[0-9]{13}\.([^.]+)\..*#\1#'; }
 	# make the first one buried two days ago (T of a dead/ name is the burial time)
 	f=$(files q dead | grep "$old")
 	mv "$f" "$(qdir q)/dead/$(($(now_ms) - 2 * 86400000)).${f#*/dead/*.}"
-	run -0 mq-stat q # no dead-retention: kept for ever
+	run -0 mq-stat --repair q # no dead-retention: kept for ever
 	[ "$(count q dead)" -eq 2 ]
 	echo 'dead-retention = 1d' >"$(qdir q)/config"
-	run -0 mq-stat q
+	run -0 mq-stat q # only looks
+	[ "$(count q dead)" -eq 2 ]
+	run -0 mq-stat --repair q
 	[[ $output == *"repaired q: 1 dead letters past dead-retention removed"* ]]
 	[ "$(ids_in q dead)" = "$young" ]
-	run -0 mq-stat --json q
+	run -0 mq-stat --repair --json q
 	[[ $output == *'"dead_removed": 0'* ]]
 	# a bad value is a bad config: 78, nothing changed
 	echo 'dead-retention = soon' >"$(qdir q)/config"
-	run -78 mq-stat q
+	run -78 mq-stat --repair q
 	[ "$(ids_in q dead)" = "$young" ]
 }
 

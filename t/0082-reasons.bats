@@ -112,15 +112,15 @@ reason_of() { echo "$MQ_SPOOL/$1/reasons/$2"; }
 	grep -qx 'Status: mq-nack' "$(reason_of q "$id")"
 	rm -f "$MQ_SPOOL"/q/new/*
 	# an orphan younger than a minute stays (its message may be moving) ...
-	mq-stat q >/dev/null
+	mq-stat --repair q >/dev/null
 	[ -f "$(reason_of q "$id")" ]
 	# ... an older one goes
 	touch -d '2 minutes ago' "$(reason_of q "$id")"
-	mq-stat q >/dev/null
+	mq-stat --repair q >/dev/null
 	[ ! -e "$(reason_of q "$id")" ]
 	id=$(echo y | mq-send -i q)
 	mq-recv -c q >/dev/null
-	wait_for 10 eval '[ "$(mq-stat q >/dev/null; count q new)" -eq 1 ]'
+	wait_for 10 eval '[ "$(mq-stat --repair q >/dev/null; count q new)" -eq 1 ]'
 	grep -qx 'Status: lease expired' "$(reason_of q "$id")"
 }
 
