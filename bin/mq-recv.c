@@ -296,8 +296,10 @@ main(int argc, char **argv)
 	 * when waiting would have created a missing one: only then create. */
 	spool *sp;
 	spool_queue *q = cli_queue(&sp, dir, argv[0], waiting ? CLI_OR_CREATE : 0);
-	if (!q)
+	if (!q) {
+		spool_close(sp);
 		return EX_NOTHING; /* no such queue: nothing to receive */
+	}
 	if (!opt.claim_only) /* ours while we live; -c leaves them to their leases */
 		spool_queue_hold(q);
 	signal(SIGPIPE, SIG_IGN);
