@@ -11,7 +11,7 @@
 #
 # Bounded: the occurrences 1, 2, 3 and the last of each syscall, about a
 # minute for the whole file in the normal build.  SWEEP=full (make stress)
-# tries every occurrence.  Under the sanitizers, SWEEP_MAX (default 40)
+# tries every occurrence.  Under the sanitizers, SWEEP_MAX (default 20)
 # cases of each operation, spread over its syscalls.  Known bugs fixed on
 # other branches are counted and named, not failed (t/fault-sweep, KNOWN).
 
@@ -22,7 +22,7 @@ setup() {
 	common_setup
 	command -v strace >/dev/null || skip "strace is not installed (contrib/install-deps)"
 	if ldd "$MQ_BIN/mq-send" 2>/dev/null | grep -q libasan; then
-		export SWEEP_MAX=${SWEEP_MAX:-40} SWEEP_SANITIZERS=1
+		export SWEEP_MAX=${SWEEP_MAX:-20} SWEEP_SANITIZERS=1
 		# LeakSanitizer cannot run under ptrace; the rest of the suite has it
 		export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
 	fi
