@@ -32,11 +32,7 @@ static int
 collect(const char *arg, void *ctx)
 {
 	struct sel *s = ctx;
-	char **v = realloc(s->ids, (s->nids + 1) * sizeof *v);
-	if (!v || !(v[s->nids] = strdup(arg)))
-		cli_die(EX_OSERR, "out of memory");
-	s->ids = v;
-	s->nids++;
+	cli_strv_add(&s->ids, &s->nids, arg);
 	return 0;
 }
 

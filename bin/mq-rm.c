@@ -35,11 +35,7 @@ collect(const char *arg, void *ctx)
 	if (!spool_id_ok(arg)) /* before anything is deleted */
 		cli_die(EX_USAGE, "bad id '%s': want a message id (26 characters of 0-9 A-Z)",
 		        spool_printable(arg));
-	char **v = realloc(s->ids, (s->nids + 1) * sizeof *v);
-	if (!v || !(v[s->nids] = strdup(arg)))
-		cli_die(EX_OSERR, "out of memory");
-	s->ids = v;
-	s->nids++;
+	cli_strv_add(&s->ids, &s->nids, arg);
 	return 0;
 }
 

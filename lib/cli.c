@@ -142,6 +142,16 @@ cli_queue(spool **sp, const char *dir, const char *name, int flags)
 	return q;
 }
 
+void
+cli_strv_add(char ***v, size_t *n, const char *s)
+{
+	char **w = realloc(*v, (*n + 1) * sizeof *w); /* NOLINT(bugprone-sizeof-expression): of pointers */
+	if (!w || !(w[*n] = strdup(s)))
+		cli_die(EX_OSERR, "out of memory");
+	*v = w;
+	(*n)++;
+}
+
 /* The first field of a line that is an id or a path (so mq-peek's output pipes in). */
 static char *
 operand(char *line)

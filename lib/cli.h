@@ -38,6 +38,8 @@ spool_queue *cli_queue(spool **sp, const char *dir, const char *name, int flags)
  * exit code fn returned. */
 typedef int cli_each_fn(const char *arg, void *ctx);
 int cli_each(char **argv, int argc, cli_each_fn *fn, void *ctx);
+/* A copy of s at the end of the vector *v of *n strings, or die (71). */
+void cli_strv_add(char ***v, size_t *n, const char *s);
 
 /* long options every command takes */
 #define CLI_LONG_HELP {"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, 'V'}
