@@ -66,6 +66,7 @@ ride_out(const struct spool_err *e, const char *what)
 }
 
 /* Bodies of held[] are in out; write them, then ack (never before). */
+static spool_queue *queue; /* the one queue received from */
 static spool_msg *held[OUT_BATCH];
 static size_t nheld;
 static char *out;
@@ -88,6 +89,7 @@ flush_out(void)
 {
 	struct spool_err e = {0};
 	size_t off = 0;
+	spool_queue_hold_flush(queue); /* before what we claimed leaves the process */
 	while (off < outlen) {
 		ssize_t w = write(1, out + off, outlen - off);
 		if (w < 0 && errno == EINTR)
@@ -303,6 +305,9 @@ main(int argc, char **argv)
 	}
 	if (!opt.claim_only) /* ours while we live; -c leaves them to their leases */
 		spool_queue_hold(q);
+	if (!opt.claim_only && !opt.cmd) /* to stdout: one record a batch (flush_out) */
+		spool_queue_hold_defer(q);
+	queue = q;
 	signal(SIGPIPE, SIG_IGN);
 	struct sigaction sa = {.sa_handler = on_signal};
 	sigaction(SIGTERM, &sa, NULL);

@@ -24,11 +24,24 @@
 #define RECORD_MAX 65536       /* a record past this is rewritten with the live claims */
 #define READ_MAX (1 << 22)     /* the most of a dead holder's record that is read */
 #define HOLD_RETRY (60 * 1000) /* ms before a holder file that could not be made is tried again */
+#define HOLD_BUF 4096          /* deferred records: written when this fills, or at a flush */
 
 void
 spool_queue_hold(spool_queue *q)
 {
 	q->hold = true;
+}
+
+void
+spool_queue_hold_defer(spool_queue *q)
+{
+	q->hold_defer = true;
+}
+
+void
+spool_queue_hold_flush(spool_queue *q)
+{
+	holder_flush(q);
 }
 
 /* holders/ULID.PID: made in tmp/ and locked there, then renamed into place,
@@ -65,12 +78,38 @@ fail:
 	return -1;
 }
 
-/* Append one line; best effort: a claim not recorded keeps its lease. */
 static void
-record(spool_queue *q, const char *buf, size_t len)
+put(spool_queue *q, const char *buf, size_t len)
 {
 	if (write(q->holdfd, buf, len) == (ssize_t)len)
 		q->holdsize += (int64_t)len;
+}
+
+/* Write what was deferred. */
+void
+holder_flush(spool_queue *q)
+{
+	if (q->holdlen && q->holdfd >= 0)
+		put(q, q->holdbuf, q->holdlen);
+	q->holdlen = 0;
+}
+
+/* Append one line, now or (deferred) at the next flush; best effort: a
+ * claim not recorded keeps its lease. */
+static void
+record(spool_queue *q, const char *buf, size_t len)
+{
+	if (q->hold_defer && len <= HOLD_BUF) {
+		if (!q->holdbuf && !(q->holdbuf = malloc(HOLD_BUF)))
+			return put(q, buf, len);
+		if (q->holdlen + len > HOLD_BUF)
+			holder_flush(q);
+		memcpy(q->holdbuf + q->holdlen, buf, len);
+		q->holdlen += len;
+		return;
+	}
+	holder_flush(q);
+	put(q, buf, len);
 }
 
 /* Rewrite the record with the claims still held.  Killed in between, the
@@ -85,11 +124,12 @@ compact(spool_queue *q)
 		return;
 	}
 	q->holdsize = 0;
+	q->holdlen = 0; /* the deferred records are among the live claims */
 	for (size_t i = 0; i < q->nheld; i++)
 		if (!q->held[i]->done)
 			len += (size_t)sprintf(buf + len, "%s\n", q->held[i]->name);
 	if (len)
-		record(q, buf, len);
+		put(q, buf, len);
 	free(buf);
 }
 
@@ -145,8 +185,11 @@ holder_del(spool_msg *m)
 void
 holder_close(spool_queue *q)
 {
-	if (q->holdfd < 0)
+	if (q->holdfd < 0) {
+		free(q->holdbuf);
+		q->holdbuf = NULL;
 		return;
+	}
 	bool holding = false;
 	for (size_t i = 0; i < q->nheld; i++)
 		holding |= !q->held[i]->done;
@@ -154,7 +197,12 @@ holder_close(spool_queue *q)
 		char path[NAME_LEN + 16];
 		snprintf(path, sizeof path, "holders/%s", q->holdname);
 		unlinkat(q->fd, path, 0);
+	} else {
+		holder_flush(q);
 	}
+	free(q->holdbuf);
+	q->holdbuf = NULL;
+	q->holdlen = 0;
 	close(q->holdfd);
 	q->holdfd = -1;
 	for (size_t i = 0; i < q->nheld; i++)

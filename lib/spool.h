@@ -291,6 +291,15 @@ int spool_repair(spool_queue *q, int flags, struct spool_repair *r, struct spool
  * claim left to the caller (-c) must keep its lease. */
 void spool_queue_hold(spool_queue *q);
 
+/* For a caller that claims many before any leaves the process (mq-recv to
+ * stdout): the records of its claims wait in memory for
+ * spool_queue_hold_flush, so that a batch costs one write, not one a claim.
+ * Call the flush before a claim leaves the process (is written out, or
+ * handed to a handler); until then a process killed keeps those claims to
+ * their leases, as if no holder had been. */
+void spool_queue_hold_defer(spool_queue *q);
+void spool_queue_hold_flush(spool_queue *q);
+
 /* The earliest live lease deadline the last repair saw (0: none). */
 int64_t spool_queue_next_lease(const spool_queue *q);
 

@@ -65,6 +65,9 @@ struct spool_queue {
 	char holdname[48];     /* ULID.PID, "" when none */
 	int64_t holdsize;      /* bytes in the record */
 	int64_t hold_retry;    /* making the file failed: not before this */
+	bool hold_defer;       /* spool_queue_hold_defer: records wait for a flush */
+	char *holdbuf;         /* records not yet written (HOLD_BUF bytes) */
+	size_t holdlen;
 	spool_msg **held;      /* the claims recorded, for rewriting the record */
 	size_t nheld, heldcap;
 };
@@ -187,6 +190,7 @@ void holder_add(spool_msg *m);
 void holder_note(spool_msg *m);
 void holder_del(spool_msg *m);
 void holder_close(spool_queue *q);
+void holder_flush(spool_queue *q);
 int holders_reap(spool_queue *q, struct spool_list *cur, int64_t now,
                  struct spool_repair *r, struct spool_err *e);
 

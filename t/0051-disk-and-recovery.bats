@@ -198,6 +198,36 @@ EOF2
 	[ "$(holders_left q)" -eq 0 ]
 }
 
+# in_write PID: PID is blocked in write(2) (a pipe that nobody reads).
+in_write() {
+	grep -q pipe_write "/proc/$1/wchan" 2>/dev/null ||
+		[[ $(cut -d' ' -f1 "/proc/$1/syscall" 2>/dev/null) == 1 ]]
+}
+
+@test "recovery: kill -9 of mq-recv blocked writing to stdout: its batch comes back at once" {
+	# mq-recv to stdout records a batch's claims with one write, just before
+	# the batch leaves the process (6.12); a pipe nobody reads stops it there
+	config q 'lease = 1h'
+	local i
+	for i in 1 2 3; do
+		head -c 200000 /dev/zero | tr '\0' "$i" | mq-send q
+	done
+	mkfifo "$T/pipe"
+	spawn sh -c 'exec sleep 30 <"$1"' sh "$T/pipe" # opens the reading end, never reads
+	local reader=$BG_PID
+	spawn mq-recv -n 0 q >"$T/pipe"
+	local pid=$BG_PID
+	wait_for 20 in_write "$pid"
+	[ "$(count q cur)" -ge 1 ]
+	kill -9 "$pid"
+	wait_pid 20 "$pid"
+	kill "$reader" 2>/dev/null || true
+	run --separate-stderr -0 mq-recv -n 0 q
+	[ "${#output}" -eq 600000 ]
+	queue_empty q
+	[ "$(holders_left q)" -eq 0 ]
+}
+
 @test "recovery: a claim by mq-recv -c keeps its lease although its claimer is gone" {
 	config q 'lease = 5s' 'backoff = 0'
 	echo hello | mq-send q
