@@ -442,6 +442,24 @@ int spool_watch_read(spool_watch *w, spool_watch_fn *fn, void *arg, struct spool
 void spool_watch_remove(spool_watch *w, spool_queue *q);
 void spool_watch_free(spool_watch *w);
 
+/* A tally of what happens to queues (mq-stat -w), counted from inotify
+ * events, so it needs only read permission: a name arriving in new/
+ * unattempted is a send (or a replay), with attempts a retry; one arriving
+ * in dead/ a burial; a claim leaving cur/ by unlink, or arriving in done/,
+ * an ack.  Retries and burials are both counted as failed. */
+typedef struct spool_tally spool_tally;
+struct spool_tally_counts {
+	long sent, acked, failed;
+	bool lost; /* events were lost (the kernel's queue overflowed): the counts are short */
+};
+spool_tally *spool_tally_new(struct spool_err *e);
+int spool_tally_fd(const spool_tally *t);
+/* Count q's events into slot (an index of the caller's) from now on. */
+int spool_tally_add(spool_tally *t, spool_queue *q, size_t slot, struct spool_err *e);
+/* Add the pending events to c[slot] without blocking; 1 some, 0 none, -1 errno. */
+int spool_tally_read(spool_tally *t, struct spool_tally_counts *c, size_t nslots);
+void spool_tally_free(spool_tally *t);
+
 /* ---- listing (peek.c) ---- */
 
 enum spool_state { SPOOL_READY, SPOOL_DELAYED, SPOOL_CLAIMED, SPOOL_DEAD, SPOOL_DONE };

@@ -15,6 +15,10 @@
  * consumer waits for an event, not a timer.  And a producer waiting for room
  * (send.c, mq-send -l into a full queue) watches new/ and cur/ for names
  * leaving them (room_watch, room_wait).
+ *
+ * A tally (mq-stat -w) counts the state changes of queues from the names
+ * that arrive and leave: a send, a retry, a burial, an ack.  Only looking:
+ * inotify needs no more than read permission.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -233,6 +237,115 @@ room_wait(int fd, int ms)
 	if (poll(&pfd, 1, ms) > 0)
 		while (read(fd, buf, sizeof buf) > 0)
 			; /* what left does not matter: the caller counts again */
+}
+
+/* ---- tally: what happened to queues, counted from their events ---- */
+
+enum { T_NEW, T_CUR, T_DEAD, T_DONE, T_NDIR };
+
+struct twd {
+	int wd;
+	size_t slot;   /* the caller's index of the queue */
+	int dir;       /* T_NEW ... */
+};
+
+struct spool_tally {
+	int fd;
+	struct twd *v;
+	size_t n, cap;
+};
+
+spool_tally *
+spool_tally_new(struct spool_err *e)
+{
+	spool_tally *t = calloc(1, sizeof *t);
+	if (!t || (t->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) < 0) {
+		int err = errno;
+		free(t);
+		return spool_fail_errno(e, err, "inotify_init"), NULL;
+	}
+	return t;
+}
+
+int
+spool_tally_fd(const spool_tally *t)
+{
+	return t->fd;
+}
+
+int
+spool_tally_add(spool_tally *t, spool_queue *q, size_t slot, struct spool_err *e)
+{
+	static const char *const dirs[T_NDIR] = {"new", "cur", "dead", "done"};
+	static const uint32_t masks[T_NDIR] = {IN_MOVED_TO | IN_CREATE, IN_DELETE, IN_MOVED_TO,
+	                                       IN_MOVED_TO};
+	for (int d = 0; d < T_NDIR; d++) {
+		char path[PATH_MAX];
+		snprintf(path, sizeof path, "%s/%s", q->path, dirs[d]);
+		int wd = inotify_add_watch(t->fd, path, masks[d] | IN_ONLYDIR);
+		if (wd < 0) {
+			if (errno == ENOENT && d >= T_DEAD)
+				continue; /* made at the first burial or kept ack: counted from the next look */
+			return spool_fail_errno(e, errno, "watch %s", path);
+		}
+		if (t->n == t->cap) {
+			size_t cap = t->cap ? t->cap * 2 : 16;
+			struct twd *v = realloc(t->v, cap * sizeof *v);
+			if (!v)
+				return spool_fail_errno(e, ENOMEM, "watch %s", path);
+			t->v = v, t->cap = cap;
+		}
+		t->v[t->n++] = (struct twd){wd, slot, d};
+	}
+	return 0;
+}
+
+int
+spool_tally_read(spool_tally *t, struct spool_tally_counts *c, size_t nslots)
+{
+	char buf[65536] __attribute__((aligned(__alignof__(struct inotify_event))));
+	int any = 0;
+	for (;;) {
+		ssize_t len = read(t->fd, buf, sizeof buf);
+		if (len <= 0)
+			return len < 0 && errno != EAGAIN && errno != EINTR ? -1 : any;
+		any = 1;
+		for (char *p = buf; p < buf + len;) {
+			const struct inotify_event *ev = (const struct inotify_event *)p;
+			p += sizeof *ev + ev->len;
+			if (ev->mask & IN_Q_OVERFLOW) {
+				for (size_t i = 0; i < nslots; i++)
+					c[i].lost = true;
+				continue;
+			}
+			const struct twd *x = NULL;
+			for (size_t i = 0; i < t->n && !x; i++)
+				if (t->v[i].wd == ev->wd)
+					x = &t->v[i];
+			if (!x || !ev->len || x->slot >= nslots || *ev->name == '.')
+				continue;
+			struct spool_name n;
+			switch (x->dir) {
+			case T_NEW: /* a send or replay arrives unattempted; a retry after a delivery */
+				if (name_parse(ev->name, &n) == 0)
+					n.attempts ? c[x->slot].failed++ : c[x->slot].sent++;
+				break;
+			case T_CUR: c[x->slot].acked++; break; /* an ack removes its claim */
+			case T_DEAD: c[x->slot].failed++; break;
+			case T_DONE: c[x->slot].acked++; break; /* an ack that keeps the message */
+			}
+		}
+	}
+}
+
+void
+spool_tally_free(spool_tally *t)
+{
+	if (!t)
+		return;
+	close(t->fd);
+	free(t->v);
+	free(t);
 }
 
 void

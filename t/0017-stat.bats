@@ -46,7 +46,9 @@ populate() {
 @test "mq-stat prints the columns and one row per queue" {
 	populate
 	run -0 mq-stat q
-	[ "$(echo "${lines[0]}" | tr -s ' ')" = "QUEUE READY DELAYED INFLIGHT EXPIRED DEAD KEPT OLDEST BYTES" ]
+	# the first line says which spool was read and when (mq-stat >> log keeps the time)
+	[[ ${lines[0]} =~ ^spool\ $MQ_SPOOL\ at\ 20[0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9:.]+Z$ ]]
+	[ "$(echo "${lines[1]}" | tr -s ' ')" = "QUEUE READY DELAYED INFLIGHT LAPSED DEAD KEPT OLDEST BYTES" ]
 	r=$(row q)
 	read -r name ready delayed inflight expired dead kept oldest bytes <<<"$r"
 	[ "$name $ready $delayed $inflight $expired $dead $kept" = "q 2 1 1 0 1 1" ]
@@ -130,17 +132,18 @@ print(s + "0000000000000000")')
 	run -0 mq-stat --json
 	[ "$(js '" ".join(q["queue"] for q in d)')" = "a b c.2" ]
 	run -0 mq-stat
-	[ "$(printf '%s\n' "${lines[@]}" | sed -n '2,4p' | cut -d' ' -f1 | tr '\n' ' ')" = "a b c.2 " ]
+	[ "$(printf '%s\n' "${lines[@]}" | sed -n '3,5p' | cut -d' ' -f1 | tr '\n' ' ')" = "a b c.2 " ]
 }
 
-@test "mq-stat with no spool at all says so (66); an empty one prints nothing (--json: [])" {
+@test "mq-stat with no spool at all says so (66); an empty one prints only its spool line (--json: [])" {
 	run --separate-stderr -66 mq-stat
 	check_error mq-stat
 	[[ $stderr == *"spool $MQ_SPOOL does not exist"* ]]
 	[ ! -e "$MQ_SPOOL" ]
 	mkdir "$MQ_SPOOL"
 	run -0 mq-stat
-	[ -z "$output" ]
+	[[ $output == "spool $MQ_SPOOL at "* ]]
+	[ "${#lines[@]}" -eq 1 ]
 	run -0 mq-stat --json
 	[ "$(js 'len(d)')" = 0 ]
 }
@@ -231,4 +234,64 @@ print(s + "0000000000000000")')
 	[ "$(row q)" = "q 0 0 0 0 0 0 - 0B" ]
 	run --separate-stderr -1 mq-recv q
 	run --separate-stderr -1 mq-replay --all q
+}
+
+# last_rates FILE Q: "SENT ACKED FAILED" from the last refresh of mq-stat -w
+# in FILE with figures for Q.
+last_rates() {
+	awk -v q="$2" '$1 == q && NF == 12 && $10 != "-" { r = $10 " " $11 " " $12 } END { print r }' "$1"
+}
+
+@test "mq-stat -w refreshes with rates: sent, acked and failed a second, counted as they happen" {
+	config q 'backoff = 1h'
+	local out=$BATS_TEST_TMPDIR/w
+	echo seed | mq-send q
+	spawn mq-stat -w 300ms q >"$out"
+	# the first refresh has no interval behind it yet
+	wait_for 10 grep -q '^q .* -  *-  *-$' "$out"
+	head -c 60 "$out" | grep -q "^spool $MQ_SPOOL at "
+	seq 40 | mq-send -l q
+	mq-recv -n 20 q >/dev/null
+	run -75 mq-recv -x false q # one failure, given back for a retry
+	# the rates times their interval add up to what happened: 40 sent,
+	# 20 acked, 1 failed (within the rounding of the printed rates)
+	cat >"$BATS_TEST_TMPDIR/sums.py" <<'PY'
+import sys
+rows = [l.split() for l in open(sys.argv[1]) if l.startswith("q ")]
+rated = [r for r in rows if r[9] != "-"]
+sent, acked, failed = (sum(float(r[k]) for r in rated) * 0.3 for k in (9, 10, 11))
+sys.exit(not (35 <= sent <= 45 and 17 <= acked <= 23 and 0.7 <= failed <= 1.3))
+PY
+	wait_for 10 python3 "$BATS_TEST_TMPDIR/sums.py" "$out"
+	kill "$BG_PID"
+	wait_pid 10 "$BG_PID"
+	# it only looks: the spool is as the commands left it, nothing of mq-stat's
+	[ "$(count q new)" -eq 21 ]
+}
+
+@test "mq-stat -w: a bad interval, or with --repair, is a usage error (64)" {
+	echo x | mq-send q
+	run --separate-stderr -64 mq-stat -w 0 q
+	check_error mq-stat
+	run --separate-stderr -64 mq-stat -w soon q
+	check_error mq-stat
+	run --separate-stderr -64 mq-stat -w 2 --repair q
+	check_error mq-stat
+	[[ $stderr == *"does not go with --repair"* ]]
+}
+
+@test "mq-stat -w --json: one compact array a line, with rates once there is an interval" {
+	echo x | mq-send q
+	local out=$BATS_TEST_TMPDIR/j
+	spawn mq-stat -w 200ms --json q >"$out"
+	wait_for 10 grep -q '"rates"' "$out"
+	kill "$BG_PID"
+	wait_pid 10 "$BG_PID"
+	python3 -c '
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+assert "rates" not in lines[0][0]
+r = [l[0]["rates"] for l in lines if "rates" in l[0]][0]
+assert set(r) == {"sent", "acked", "failed"}, r
+assert lines[-1][0]["ready"] == 1' "$out"
 }
