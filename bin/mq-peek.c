@@ -19,41 +19,13 @@ static const char usage[] = "usage: mq-peek [-d dir] [-s state] [--json] queue [
 struct ctx {
 	const char *id;    /* print this one message whole */
 	json_t *json;      /* --json: the array being built */
+	json_t *one;       /* --json with an id: that message */
+	struct spool_err e;
 	long n;
 	int64_t now;
 	char found[4096];
 	spool_queue *q;
 };
-
-/* JSON strings are UTF-8: a body's first line may not be; such bytes become '?'. */
-static json_t *
-text(const char *s)
-{
-	json_t *j = json_string(s);
-	if (j)
-		return j;
-	char buf[4096];
-	size_t k = 0;
-	for (; *s && k + 1 < sizeof buf; s++)
-		buf[k++] = (unsigned char)*s < 0x80 ? *s : '?';
-	buf[k] = '\0';
-	return json_string(buf);
-}
-
-/* "last_failure": status, at, next_try, stderr (spool-layout.md 6.13) */
-static void
-last_failure(struct ctx *c, const struct spool_entry *en, json_t *o)
-{
-	struct spool_failure f;
-	if (spool_entry_failure(c->q, en, &f) <= 0)
-		return;
-	json_t *lf = json_pack("{s:o, s:o}", "status", text(f.status), "stderr", text(f.stderr_tail));
-	if (f.at)
-		json_object_set_new(lf, "at", json_integer(f.at / 1000));
-	if (f.next_try)
-		json_object_set_new(lf, "next_try", json_integer(f.next_try / 1000));
-	json_object_set_new(o, "last_failure", lf);
-}
 
 static int
 show(const struct spool_entry *en, void *arg)
@@ -65,30 +37,27 @@ show(const struct spool_entry *en, void *arg)
 		if (strcmp(en->id, c->id) != 0)
 			return 0;
 		snprintf(c->found, sizeof c->found, "%s", en->path);
+		if (c->json && !(c->one = spool_message_json(c->q, en, SIZE_MAX, &c->e)))
+			return -1;
 		return 1;
 	}
 	if (c->json) {
-		json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:I, s:o, s:o}", "state",
-		                      spool_state_name(en->state), "id", en->id, "attempts",
-		                      (json_int_t)en->attempts, "created", (json_int_t)(en->created / 1000),
-		                      "size", (json_int_t)en->body_size, "first_line", text(en->line),
-		                      "path", text(en->path));
+		json_t *o = spool_entry_json(c->q, en);
 		if (!o)
 			cli_die(EX_SOFTWARE, "json: cannot encode %s", en->id);
-		if (en->state == SPOOL_DELAYED || en->state == SPOOL_READY)
-			json_object_set_new(o, "due", json_integer(en->t / 1000));
-		if (en->state == SPOOL_CLAIMED)
-			json_object_set_new(o, "lease_until", json_integer(en->t / 1000));
-		if (en->expires)
-			json_object_set_new(o, "expires", json_integer(en->expires / 1000));
-		if (*en->reason && en->state == SPOOL_DEAD)
-			json_object_set_new(o, "dead_reason", text(en->reason));
-		last_failure(c, en, o);
 		json_array_append_new(c->json, o);
 		return 0;
 	}
-	printf("%-7s %s %5s %2u %8lld %s", spool_state_name(en->state), en->id,
-	       spool_fmt_age(c->now - en->created, age, sizeof age), en->attempts,
+	/* DUE: how long until a delayed message is due, or a claim's lease ends */
+	char due[32] = "-";
+	if (en->state == SPOOL_DELAYED || (en->state == SPOOL_CLAIMED && en->t > c->now)) {
+		due[0] = '+';
+		spool_fmt_age(en->t - c->now, due + 1, sizeof due - 1);
+	} else if (en->state == SPOOL_CLAIMED) {
+		snprintf(due, sizeof due, "lapsed");
+	}
+	printf("%-7s %s %5s %6s %3u %8lld %s", spool_state_name(en->state), en->id,
+	       spool_fmt_age(c->now - en->created, age, sizeof age), due, en->attempts,
 	       (long long)en->body_size, *en->reason ? en->reason : en->line);
 	struct spool_failure f; /* a dead letter's status and last words, as mailq shows them */
 	if (en->state == SPOOL_DEAD && spool_entry_failure(c->q, en, &f) > 0 && *f.status) {
@@ -215,11 +184,22 @@ main(int argc, char **argv)
 	spool_queue *q = cli_queue(&sp, dir, argv[0], SPOOL_LOOK); /* it only looks */
 	if (argc == 2) {
 		c.id = argv[1];
-		if (!q || spool_list(q, states, 0, show, &c, &e) < 0)
+		c.q = q;
+		c.json = json ? json_array() : NULL; /* only a flag here */
+		int r = q ? spool_list(q, states, json ? SPOOL_LIST_PEEK : 0, show, &c, &e) : 0;
+		if (r < 0 && c.json && *c.found)
+			cli_fail(&c.e); /* found, but could not be read */
+		if (r < 0 || !*c.found)
 			cli_die(EX_NOTFOUND, "%s: no such message in queue %s", c.id, argv[0]);
-		if (!*c.found)
-			cli_die(EX_NOTFOUND, "%s: no such message in queue %s", c.id, argv[0]);
-		cat(c.found);
+		if (c.one) {
+			if (json_dumpf(c.one, stdout, JSON_INDENT(2)) != 0)
+				cli_die(EX_IOERR, "write to stdout: %s", strerror(errno));
+			putchar('\n');
+			json_decref(c.one);
+			json_decref(c.json);
+		} else {
+			cat(c.found);
+		}
 		spool_queue_close(q);
 		spool_close(sp);
 		return fflush(stdout) == 0 ? 0 : EX_IOERR;
@@ -228,6 +208,9 @@ main(int argc, char **argv)
 	c.q = q;
 	if (json)
 		c.json = json_array();
+	else if (isatty(1)) /* for people; a pipe gets only the rows */
+		printf("%-7s %-26s %5s %6s %3s %8s %s\n", "STATE", "ID", "AGE", "DUE", "ATT", "SIZE",
+		       "FIRST LINE, OR WHY IT FAILED");
 	if (q && spool_list(q, states, SPOOL_LIST_PEEK, show, &c, &e) < 0)
 		cli_fail(&e);
 	if (json) {

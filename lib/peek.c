@@ -152,3 +152,4 @@ spool_list(spool_queue *q, unsigned states, int flags, spool_entry_fn *fn, void 
 	}
 	return rc;
 }
+

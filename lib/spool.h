@@ -487,6 +487,16 @@ typedef int spool_entry_fn(const struct spool_entry *en, void *arg);
 int spool_list(spool_queue *q, unsigned states, int flags, spool_entry_fn *fn, void *arg,
                struct spool_err *e);
 const char *spool_state_name(enum spool_state s);
+/* (peekjson.c) The JSON of a listed message (listed with SPOOL_LIST_PEEK), as mq-peek
+ * --json prints it: a new json_t *, as void * so that this header needs no
+ * jansson. */
+void *spool_entry_json(spool_queue *q, const struct spool_entry *en);
+/* The same, with the whole message: "headers" (an array of {name, value},
+ * in file order), "body_size", and the body up to cap bytes (SIZE_MAX: all), as "body" when
+ * it is text (UTF-8, no NUL) or "body_base64", and "body_truncated".  NULL
+ * with e set when the file is gone or not a message. */
+void *spool_message_json(spool_queue *q, const struct spool_entry *en, size_t cap,
+                         struct spool_err *e);
 
 /* The last failure of a message (spool-layout.md 6.13): of one waiting for
  * a retry its QUEUE/reasons/ID, of a dead letter its latest Dead-* headers. */

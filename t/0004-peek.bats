@@ -50,7 +50,8 @@ listed() {
 	printf 'first line\nsecond line\n' | mq-send q
 	run -0 mq-peek q
 	[ "${#lines[@]}" -eq 1 ]
-	read -r state id age attempts size first <<<"${lines[0]}"
+	read -r state id age due attempts size first <<<"${lines[0]}"
+	[ "$due" = - ]
 	[ "$state" = ready ]
 	[ "$attempts" = 0 ]
 	# SIZE: the body (11 + 1 + 11 bytes) or the whole file
@@ -128,4 +129,55 @@ listed() {
 	mq-recv -c -n 0 q >/dev/null
 	mq-peek q | awk '{print $2}' | mq-ack q -
 	[ "$(messages_anywhere q)" -eq 0 ]
+}
+
+@test "mq-peek on a terminal heads its columns; a pipe gets only the rows" {
+	echo x | mq-send q
+	run -0 script -qec "mq-peek q" /dev/null
+	[[ ${lines[0]} == "STATE"*"ID"*"AGE"*"DUE"*"ATT"*"SIZE"*"FIRST LINE"* ]]
+	[[ ${lines[1]} == ready* ]]
+	run -0 mq-peek q
+	[ "${#lines[@]}" -eq 1 ]
+	[[ ${lines[0]} == ready* ]]
+}
+
+@test "mq-peek DUE: a delayed message's time to go, a claim's lease; AGE stays its age" {
+	config q 'lease = 10m'
+	d=$(echo later | mq-send -i --delay 23d q)
+	c=$(echo now | mq-send -i q)
+	mq-recv -c q >/dev/null
+	run -0 mq-peek q
+	local state id age due rest
+	read -r state id age due rest < <(printf '%s\n' "${lines[@]}" | grep "$d")
+	[ "$state" = delayed ]
+	[[ $age =~ ^[0-9]s$ ]] # sent just now, whenever it is due
+	[[ $due =~ ^\+2[23]d$ ]]
+	read -r state id age due rest < <(printf '%s\n' "${lines[@]}" | grep "$c")
+	[ "$state" = claimed ]
+	[[ $due =~ ^\+(9|10)m$ ]]
+}
+
+@test "mq-peek --json QUEUE ID: the message as one object, headers in order, body as text or base64" {
+	id=$(printf 'Hi <script>alert(1)</script>\n' | mq-send -i -H 'X-Order: 42' q)
+	run -0 mq-peek --json q "$id"
+	python3 -c '
+import json, sys
+o = json.loads(sys.argv[1])
+assert o["id"] == sys.argv[2] and o["state"] == "ready", o
+names = [h["name"] for h in o["headers"]]
+assert names[0] == "Id" and "X-Order" in names, names
+assert [h["value"] for h in o["headers"] if h["name"] == "X-Order"] == ["42"]
+assert o["body"] == "Hi <script>alert(1)</script>\n" and o["body_size"] == 29, o
+assert o["body_truncated"] is False and "body_base64" not in o' "$output" "$id"
+	head -c 300 /dev/urandom >"$BATS_TEST_TMPDIR/bin"
+	printf '\0' >>"$BATS_TEST_TMPDIR/bin"
+	b=$(mq-send -i q <"$BATS_TEST_TMPDIR/bin")
+	run -0 mq-peek --json q "$b"
+	python3 -c '
+import base64, json, sys
+o = json.loads(sys.argv[1])
+assert "body" not in o
+assert base64.b64decode(o["body_base64"]) == open(sys.argv[2], "rb").read()' "$output" "$BATS_TEST_TMPDIR/bin"
+	run --separate-stderr -2 mq-peek --json q 01ARZ3NDEKTSV4RRFFQ69G5FAV
+	check_error mq-peek
 }
