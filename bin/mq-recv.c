@@ -324,6 +324,9 @@ main(int argc, char **argv)
 	int64_t deadline = wait >= 0 ? spool_now() + wait : 0;
 	int64_t next_repair = spool_now() + REPAIR_EVERY; /* spool_claim repaired first */
 	long got = 0;
+	struct cli_progress progress = {0};
+	if (want == 0 && !follow) /* a drain: on a terminal, say how it goes */
+		cli_progress_start(&progress, "messages", cli_progress_total(q, 1u << SPOOL_READY));
 	int64_t pause_seen = 0; /* when QUEUE/paused was last looked for */
 	while (!stop && (want == 0 || got < want)) {
 		spool_msg *m;
@@ -345,6 +348,7 @@ main(int argc, char **argv)
 		if (r > 0) {
 			deliver(m);
 			got++;
+			cli_progress_tick(&progress, 1);
 			continue;
 		}
 		if (nheld)
@@ -381,6 +385,7 @@ main(int argc, char **argv)
 	}
 	if (nheld)
 		flush_out();
+	cli_progress_end(&progress);
 	spool_watch_free(w);
 	spool_queue_close(q);
 	spool_close(sp);

@@ -26,6 +26,7 @@ struct sel {
 	spool_queue *q, *to;
 	long moved;
 	int rc;
+	struct cli_progress progress;
 };
 
 static int
@@ -63,6 +64,7 @@ replay(const struct spool_entry *en, void *arg)
 	}
 	printf("%s\n", en->id);
 	s->moved++;
+	cli_progress_tick(&s->progress, 1);
 	return 0;
 }
 
@@ -147,8 +149,12 @@ main(int argc, char **argv)
 		cli_die(EX_USAGE, "--to: bad queue name '%s'", spool_printable(to));
 	if (to && !s.dry_run && !(s.to = cli_queue(&sp2, dir, to, SPOOL_CREATE)))
 		cli_die(EX_CANTCREAT, "queue %s: cannot create", to);
-	if (spool_list(s.q, s.now ? 1u << SPOOL_DELAYED : 1u << from, 0, replay, &s, &e) < 0)
+	unsigned states = s.now ? 1u << SPOOL_DELAYED : 1u << from;
+	cli_progress_start(&s.progress, "messages", s.ids ? (long)s.nids
+	                   : s.since || s.until ? 0 : cli_progress_total(s.q, states));
+	if (spool_list(s.q, states, 0, replay, &s, &e) < 0)
 		cli_fail(&e);
+	cli_progress_end(&s.progress);
 	if (fflush(stdout) != 0)
 		cli_die(EX_IOERR, "write to stdout");
 	for (size_t i = 0; i < s.nids; i++)

@@ -26,6 +26,7 @@ struct sel {
 	spool_queue *q;
 	long removed;
 	int rc;
+	struct cli_progress progress;
 };
 
 static int
@@ -56,6 +57,7 @@ rm(const struct spool_entry *en, void *arg)
 	} else if (s->dry_run || spool_rm(s->q, en, s->force, &e) == 0) {
 		printf("%s\n", en->id);
 		s->removed++;
+		cli_progress_tick(&s->progress, 1);
 		return 0;
 	}
 	cli_error(&e);
@@ -130,8 +132,11 @@ main(int argc, char **argv)
 		if (!(s.found = calloc(s.nids, sizeof *s.found)))
 			cli_die(EX_OSERR, "out of memory");
 	}
+	cli_progress_start(&s.progress, "messages",
+	                   s.ids ? (long)s.nids : cli_progress_total(s.q, states));
 	if (spool_list(s.q, states, 0, rm, &s, &e) < 0)
 		cli_fail(&e);
+	cli_progress_end(&s.progress);
 	for (size_t i = 0; i < s.nids; i++)
 		if (!s.found[i]) {
 			cli_warn("%s: no such message in queue %s%s", s.ids[i], argv[0],

@@ -12,10 +12,19 @@
 
 const char *prog = "mq";
 static const char *usage_text;
+static struct cli_progress *progress; /* its line is on the terminal: a message first clears it */
+
+static void
+clear_progress(void)
+{
+	if (progress && progress->shown)
+		fputs("\r\033[K", stderr); /* the next update writes it again */
+}
 
 static void
 warn_hook(const char *msg)
 {
+	clear_progress();
 	fprintf(stderr, "%s: warning: %s\n", prog, msg);
 }
 
@@ -48,6 +57,7 @@ cli_exit(int code)
 static void
 vwarn(const char *fmt, va_list ap)
 {
+	clear_progress();
 	fprintf(stderr, "%s: ", prog);
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
@@ -75,6 +85,7 @@ cli_warn(const char *fmt, ...)
 void
 cli_error(const struct spool_err *e)
 {
+	clear_progress();
 	fprintf(stderr, "%s: %s\n", prog, e->msg);
 }
 
@@ -188,4 +199,80 @@ cli_each(char **argv, int argc, cli_each_fn *fn, void *ctx)
 		free(line);
 	}
 	return worst;
+}
+
+/* ---- progress of long work, on a terminal ---- */
+
+#define PROGRESS_AFTER 500 /* ms: quick work says nothing */
+#define PROGRESS_EVERY 250 /* ms between two updates */
+
+void
+cli_progress_start(struct cli_progress *p, const char *what, long total)
+{
+	*p = (struct cli_progress){.what = what, .total = total, .start = spool_now()};
+	/* stdout on the terminal too (the messages, the ids) would be garbled */
+	p->on = isatty(2) && !isatty(1) && !(getenv("TERM") && strcmp(getenv("TERM"), "dumb") == 0);
+	p->last = p->start + PROGRESS_AFTER - PROGRESS_EVERY;
+	if (p->on)
+		progress = p;
+}
+
+static void
+rate_str(double r, char *buf, size_t len)
+{
+	snprintf(buf, len, r >= 10000 ? "%.1fk" : "%.0f", r >= 10000 ? r / 1000 : r);
+}
+
+void
+cli_progress_tick(struct cli_progress *p, long n)
+{
+	p->done += n;
+	if (!p->on)
+		return;
+	int64_t now = spool_now();
+	if (now - p->last < PROGRESS_EVERY)
+		return;
+	p->last = now;
+	p->shown = true;
+	double secs = (double)(now - p->start) / 1000, r = secs > 0 ? (double)p->done / secs : 0;
+	char rs[32];
+	rate_str(r, rs, sizeof rs);
+	/* \r and clear to the end of the line: each update replaces the last */
+	if (p->total > 0 && p->done <= p->total && r > 0)
+		fprintf(stderr, "\r%s: %ld of %ld %s, %s/s, %.0fs left\033[K", prog, p->done, p->total,
+		        p->what, rs, (double)(p->total - p->done) / r);
+	else
+		fprintf(stderr, "\r%s: %ld %s, %s/s\033[K", prog, p->done, p->what, rs);
+}
+
+void
+cli_progress_end(struct cli_progress *p)
+{
+	if (!p->shown)
+		return;
+	double secs = (double)(spool_now() - p->start) / 1000;
+	char rs[32];
+	rate_str(secs > 0 ? (double)p->done / secs : 0, rs, sizeof rs);
+	fprintf(stderr, "\r%s: %ld %s in %.1fs, %s/s\033[K\n", prog, p->done, p->what, secs, rs);
+	p->shown = false;
+	if (progress == p)
+		progress = NULL;
+}
+
+static int
+count_one(const struct spool_entry *en, void *arg)
+{
+	(void)en;
+	++*(long *)arg;
+	return 0;
+}
+
+long
+cli_progress_total(spool_queue *q, unsigned states)
+{
+	struct spool_err e = {0};
+	long n = 0;
+	if (!isatty(2) || isatty(1) || spool_list(q, states, 0, count_one, &n, &e) < 0)
+		return 0;
+	return n;
 }

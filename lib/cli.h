@@ -8,6 +8,7 @@
 #ifndef SPOOL_CLI_H
 #define SPOOL_CLI_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdnoreturn.h>
 
@@ -40,6 +41,25 @@ typedef int cli_each_fn(const char *arg, void *ctx);
 int cli_each(char **argv, int argc, cli_each_fn *fn, void *ctx);
 /* A copy of s at the end of the vector *v of *n strings, or die (71). */
 void cli_strv_add(char ***v, size_t *n, const char *s);
+
+/* A progress line on stderr for long work (mq-recv -n 0, mq-replay --all,
+ * mq-rm --all), only when stderr is a terminal and stdout is not (it
+ * would garble what is printed there): after half a second, then
+ * four times a second, "mq-rm: 12000 of 90000 messages, 25.1k/s, 3s left"
+ * in place; at the end a last line with the count, time and rate.  total
+ * <= 0: not known. */
+struct cli_progress {
+	const char *what; /* "messages" */
+	long total, done;
+	int64_t start, last;
+	bool on, shown;
+};
+void cli_progress_start(struct cli_progress *p, const char *what, long total);
+void cli_progress_tick(struct cli_progress *p, long n);
+void cli_progress_end(struct cli_progress *p);
+/* The messages of q in states (a mask as spool_list's), for a total: a
+ * listing of names, so only when a progress line can be shown; else 0. */
+long cli_progress_total(spool_queue *q, unsigned states);
 
 /* long options every command takes */
 #define CLI_LONG_HELP {"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, 'V'}

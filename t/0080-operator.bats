@@ -268,3 +268,41 @@ EOF
 	[ "$(count q tmp)" -eq 0 ]
 	wait_pid 10 "$sender"
 }
+
+# on_tty CMD: run the shell command CMD with a terminal as its stderr (and
+# stdin), through script(1); what the terminal got is in $output, CRs as LFs.
+on_tty() {
+	run script -qec "$1" /dev/null
+	output=${output//$'\r'/$'\n'}
+}
+
+@test "progress: a long mq-recv -n 0 says on a terminal how far it is; a pipe or log gets nothing" {
+	seq 12 | mq-send -l q
+	on_tty "mq-recv -n 0 -x 'sleep 0.1' q >/dev/null"
+	[ "$status" -eq 0 ]
+	[[ $output == *"mq-recv: "*" of 12 messages, "*"/s, "*"s left"* ]]
+	[[ $output == *"mq-recv: 12 messages in "*"s, "*"/s"* ]]
+	queue_empty q
+	# stderr not a terminal: not a word
+	seq 12 | mq-send -l q
+	run --separate-stderr -0 mq-recv -n 0 -x 'sleep 0.1' q
+	[ -z "$stderr" ]
+	# stdout on the terminal too (the messages themselves): no progress line in them
+	seq 3 | mq-send -l q
+	on_tty "mq-recv -n 0 q"
+	[[ $output != *"messages in"* ]]
+}
+
+@test "progress: mq-rm -s ready --all over many messages ends with its count and rate on a terminal" {
+	seq 40000 | mq-send -l --no-sync q
+	local t0
+	t0=$(now_ms)
+	on_tty "mq-rm -s ready --all q >/dev/null"
+	[ "$status" -eq 0 ]
+	[ "$(count q new)" -eq 0 ]
+	# the line comes after half a second: a machine quicker than that shows none
+	if time_past $((t0 + 800)); then
+		[[ $output == *"mq-rm: "*" of 40000 messages"* || $output == *"mq-rm: 40000 messages in "* ]]
+	fi
+	[[ $output != *"mq-rm: 40000 messages in "* ]] || [[ $output == *"/s"* ]]
+}
