@@ -10,7 +10,12 @@
 
 #include "cli.h"
 
-static const char usage[] = "usage: mq-ack [-d dir] [--extend dur] queue id|path|- ...\n";
+static const char usage[] =
+	"usage: mq-ack [-d dir] [--extend dur] queue id|path|- ...\n"
+	"\n"
+	"  -d dir          the spool (default $MQ_SPOOL, else /var/spool/mq)\n"
+	"  --extend dur    keep the claims: their leases end dur from now (30s, 5m)\n"
+	"  id|path|-       ids, or cur/ paths (mq-recv -c); - reads them from stdin\n";
 
 static spool_queue *q;
 static int64_t extend = -1;

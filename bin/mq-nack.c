@@ -11,7 +11,12 @@
 #include "cli.h"
 
 static const char usage[] =
-	"usage: mq-nack [-d dir] [--delay dur | --dead reason] queue id|path|- ...\n";
+	"usage: mq-nack [-d dir] [--delay dur | --dead reason] queue id|path|- ...\n"
+	"\n"
+	"  -d dir          the spool (default $MQ_SPOOL, else /var/spool/mq)\n"
+	"  --delay dur     retry after dur (one word: 30s, 5m, 2h) instead of the backoff\n"
+	"  --dead reason   bury at once in dead/, with reason as its Dead-Reason\n"
+	"  id|path|-       ids, or cur/ paths (mq-recv -c); - reads them from stdin\n";
 
 static spool_queue *q;
 static int64_t delay = -1;

@@ -11,7 +11,9 @@
 
 static const char usage[] =
 	"usage: mq-pause [-u] [-d dir] queue ...\n"
-	"  -u   resume: remove the pause marker\n";
+	"\n"
+	"  -d dir   the spool (default $MQ_SPOOL, else /var/spool/mq)\n"
+	"  -u       resume: remove the pause marker\n";
 
 int
 main(int argc, char **argv)

@@ -13,8 +13,15 @@
 
 #include "cli.h"
 
-static const char usage[] = "usage: mq-peek [-d dir] [-s state] [--json] queue [id]\n"
-                            "       mq-peek [-d dir] [--json] --topic topic\n";
+static const char usage[] =
+	"usage: mq-peek [-d dir] [-s state] [--json] queue [id]\n"
+	"       mq-peek [-d dir] [--json] --topic topic\n"
+	"\n"
+	"  -d dir          the spool (default $MQ_SPOOL, else /var/spool/mq)\n"
+	"  -s state        only ready, delayed, claimed, dead or done; may repeat\n"
+	"  --json          JSON instead (with an id: the message, headers and body)\n"
+	"  --topic topic   the subscribers of topic, with their backlog\n"
+	"  id              print that message whole, headers and body\n";
 
 struct ctx {
 	const char *id;    /* print this one message whole */

@@ -18,7 +18,15 @@
 #include "cli.h"
 
 static const char usage[] =
-	"usage: mq-recv [-cf] [-d dir] [-n count] [-w sec] [-x cmd] queue\n";
+	"usage: mq-recv [-cf] [-d dir] [-n count] [-w sec] [-x cmd] queue\n"
+	"\n"
+	"  -c        claim only: print the cur/ path, for mq-ack or mq-nack\n"
+	"  -d dir    the spool (default $MQ_SPOOL, else /var/spool/mq)\n"
+	"  -f        follow: wait for more, for ever (until SIGTERM)\n"
+	"  -n count  handle up to count messages (default 1; 0: every one due)\n"
+	"  -w sec    wait up to sec for a first message (one word: 30, 30s, 5m)\n"
+	"  -x cmd    run cmd per message, body on stdin: 0 acks, 65/100 bury, else retry\n"
+	"  (no -c, -x: the bodies are written to stdout, then acked)\n";
 
 #define OUT_BATCH 64 /* messages written to stdout before their acks */
 #define REPAIR_EVERY (60 * 1000) /* ms between repairs while waiting */

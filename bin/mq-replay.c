@@ -15,7 +15,16 @@
 static const char usage[] =
 	"usage: mq-replay [-n] [-d dir] [--all] [--from dead|done] [--since time]\n"
 	"                 [--until time] [--to queue] queue [id ... | -]\n"
-	"       mq-replay --now [-n] [-d dir] [--all] queue [id ... | -]\n";
+	"       mq-replay --now [-n] [-d dir] [--all] queue [id ... | -]\n"
+	"\n"
+	"  -d dir          the spool (default $MQ_SPOOL, else /var/spool/mq)\n"
+	"  -n              print what would be replayed, move nothing\n"
+	"  --all           every message (of dead/, or with --now: every delayed one)\n"
+	"  --from state    replay from dead (default) or done\n"
+	"  --since time    only those buried (or acked) since time (2h, 7d, @EPOCH, ISO)\n"
+	"  --until time    only those up to time\n"
+	"  --to queue      into another queue\n"
+	"  --now           make waiting (delayed) messages due at once, as postqueue -f\n";
 
 struct sel {
 	char **ids;          /* wanted ids, or NULL for every one */

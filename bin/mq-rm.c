@@ -14,9 +14,12 @@
 static const char usage[] =
 	"usage: mq-rm [-fn] [-d dir] [-s state] queue id ... | -\n"
 	"       mq-rm [-fn] [-d dir] -s state ... --all queue\n"
-	"  -s state   ready, delayed, dead, done (claimed: with -f); may repeat\n"
+	"\n"
+	"  -d dir     the spool (default $MQ_SPOOL, else /var/spool/mq)\n"
 	"  -f         also delete claimed messages\n"
-	"  -n         print what would be deleted, delete nothing\n";
+	"  -n         print what would be deleted, delete nothing\n"
+	"  -s state   ready, delayed, dead, done (claimed: with -f); may repeat\n"
+	"  --all      every message in the states given\n";
 
 struct sel {
 	char **ids;     /* wanted ids, NULL: every one (--all) */

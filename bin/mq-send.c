@@ -19,8 +19,21 @@
 
 static const char usage[] =
 	"usage: mq-send [-il] [-d dir] [-H 'Name: value'] [--id key [--strict]]\n"
-	"               [--delay dur | --at time] [--ttl dur] [--no-sync] queue [file ...]\n"
-	"       mq-send [options] --topic topic [file ...]\n";
+	"               [--delay dur | --at time] [--ttl dur] [--no-sync] queue [file...]\n"
+	"       mq-send [options] --topic topic [file ...]\n"
+	"\n"
+	"  -d dir          the spool (default $MQ_SPOOL, else /var/spool/mq)\n"
+	"  -H 'N: v'       add a header; may repeat\n"
+	"  -i              print the id of each message sent\n"
+	"  -l              one message per line of input (a log pipe), in group commits\n"
+	"  --id key        a dedup key: the same key within dedup-window is sent once\n"
+	"  --strict        with --id: a key sent before is an error (exit 3), not a no-op\n"
+	"  --delay dur     due after dur (one word: 30s, 5m, 2h, 7d)\n"
+	"  --at time       due at time (@EPOCH, 2026-11-21T22:00:00Z)\n"
+	"  --ttl dur       expire (to dead/) if not handled within dur\n"
+	"  --no-sync       do not fsync: faster, lost if the machine crashes\n"
+	"  --topic topic   publish: a copy to every queue subscribed to topic\n"
+	"  file ...        the messages (default: stdin; - is stdin)\n";
 
 #define LINE_BATCH 1000     /* lines per group commit at most */
 #define LINE_LINGER 1000    /* ms a line may wait for its commit at most */
@@ -251,6 +264,8 @@ main(int argc, char **argv)
 		cli_fail(&e);
 	o.due = at >= 0 ? at : delay > 0 ? spool_now() + delay : 0;
 
+	if (!topic_name)
+		cli_split_check(dir, argv[0]);
 	/* inputs first: an unreadable FILE must stop us before anything is written */
 	int *fds = calloc((size_t)argc, sizeof *fds);
 	if (!fds)

@@ -33,8 +33,9 @@ on_signal(int sig)
 
 static const char usage[] =
 	"usage: mq-stat [-d dir] [-w sec] [--repair] [--json] [queue ...]\n"
+	"\n"
 	"  -d dir    the spool (default $MQ_SPOOL, else /var/spool/mq)\n"
-	"  -w sec    refresh every sec, like top, with rates (sent, acked, failed a second)\n"
+	"  -w sec    refresh every sec, like top, with rates (sent, acked, failed)\n"
 	"  --json    one JSON array (with -w: one a line, per refresh)\n"
 	"  --repair  also mend the queues (the full repair), and say so\n";
 

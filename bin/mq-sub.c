@@ -15,7 +15,14 @@ static const char usage[] =
 	"usage: mq-sub [-d dir] add topic queue ...\n"
 	"       mq-sub [-d dir] rm topic queue ...\n"
 	"       mq-sub [-d dir] ls [topic]\n"
-	"       mq-sub [-d dir] keep | refuse topic\n";
+	"       mq-sub [-d dir] keep | refuse topic\n"
+	"\n"
+	"  -d dir   the spool (default $MQ_SPOOL, else /var/spool/mq)\n"
+	"  add      subscribe the queues to topic (made if missing)\n"
+	"  rm       unsubscribe them (what they hold stays)\n"
+	"  ls       print TOPIC QUEUE pairs, one a line\n"
+	"  keep     topic keeps what it is sent until its first subscriber\n"
+	"  refuse   topic refuses sends while it has no subscriber (the default)\n";
 
 static void
 check_name(const char *what, const char *name)

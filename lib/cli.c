@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -99,8 +100,15 @@ cli_fail(const struct spool_err *e)
 void
 cli_usage(int help)
 {
-	fprintf(help ? stdout : stderr, "%s", usage_text);
-	cli_exit(help ? 0 : EX_USAGE);
+	if (help) {
+		fputs(usage_text, stdout);
+		cli_exit(0);
+	}
+	/* a usage error: the synopsis (up to the blank line), not the options */
+	const char *blank = strstr(usage_text, "\n\n");
+	int len = blank ? (int)(blank - usage_text) + 1 : (int)strlen(usage_text);
+	fprintf(stderr, "%.*s(%s --help: the options)\n", len, usage_text, prog);
+	cli_exit(EX_USAGE);
 }
 
 void
@@ -110,13 +118,73 @@ cli_version(void)
 	cli_exit(0);
 }
 
+/* The last duration option given as a bare number ("--delay 5"), for the
+ * hint when its unit was taken for the queue ("--delay 5 minutes"). */
+static const char *bare_opt, *bare_arg;
+
+static void split_check(spool *sp, const char *name);
+
 int64_t
 cli_duration(const char *opt, const char *arg)
 {
 	int64_t d = spool_parse_duration(arg);
 	if (d < 0)
 		cli_die(EX_USAGE, "%s: bad duration '%s' (want e.g. 30s, 5m, 2h, 7d)", opt, arg);
+	if (*arg && strspn(arg, "0123456789") == strlen(arg))
+		bare_opt = opt, bare_arg = arg;
 	return d;
+}
+
+/* The one-letter unit of a word that names one ("minutes": 'm'), or 0. */
+static const char *
+unit_of(const char *w)
+{
+	static const char *const units[][2] = {
+		{"ms", "ms"}, {"msec", "ms"}, {"millisecond", "ms"}, {"milliseconds", "ms"},
+		{"s", "s"}, {"sec", "s"}, {"secs", "s"}, {"second", "s"}, {"seconds", "s"},
+		{"m", "m"}, {"min", "m"}, {"mins", "m"}, {"minute", "m"}, {"minutes", "m"},
+		{"h", "h"}, {"hr", "h"}, {"hrs", "h"}, {"hour", "h"}, {"hours", "h"},
+		{"d", "d"}, {"day", "d"}, {"days", "d"}};
+	for (size_t i = 0; i < sizeof units / sizeof *units; i++)
+		if (strcasecmp(w, units[i][0]) == 0)
+			return units[i][1];
+	return NULL;
+}
+
+/* A queue that does not exist, named like the unit of a bare-number
+ * duration just before it: the duration was split in two words. */
+static void
+split_duration(const char *name)
+{
+	const char *u = bare_opt ? unit_of(name) : NULL;
+	if (u)
+		cli_die(EX_USAGE, "queue %s: no such queue: %s %s %s is read as %s %s and queue %s; "
+		        "a duration is one word: %s %s%s", name, bare_opt, bare_arg, name, bare_opt,
+		        bare_arg, name, bare_opt, bare_arg, u);
+}
+
+static void
+split_check(spool *sp, const char *name)
+{
+	struct spool_err e = {0};
+	if (!bare_opt || !unit_of(name))
+		return;
+	spool_queue *q = spool_queue_open(sp, name, SPOOL_LOOK, &e);
+	if (!q && e.code == EX_NOTFOUND)
+		split_duration(name);
+	spool_queue_close(q);
+}
+
+void
+cli_split_check(const char *dir, const char *name)
+{
+	struct spool_err e = {0};
+	if (!bare_opt || !unit_of(name) || !spool_queue_name_ok(name))
+		return;
+	spool *sp = spool_open(dir, 0, &e);
+	if (sp)
+		split_check(sp, name);
+	spool_close(sp);
 }
 
 long
@@ -145,6 +213,7 @@ cli_queue(spool **sp, const char *dir, const char *name, int flags)
 			e.code = EX_NOINPUT;
 		cli_fail(&e);
 	}
+	split_check(*sp, name); /* before anything is made for it */
 	spool_queue *q = spool_queue_open(*sp, name, lib, &e);
 	if (!q && e.code == EX_NOTFOUND && (flags & CLI_OR_CREATE))
 		q = spool_queue_open(*sp, name, lib | SPOOL_CREATE, &e);

@@ -27,6 +27,11 @@ void cli_error(const struct spool_err *e); /* print, do not exit */
 noreturn void cli_usage(int help);
 noreturn void cli_version(void);
 int64_t cli_duration(const char *opt, const char *arg);
+/* A queue operand that does not exist and names the unit of a bare-number
+ * duration just before it ("--delay 5 minutes"): die with a usage error that
+ * says how to write it ("--delay 5m").  cli_queue checks it itself; for a
+ * command that reads its inputs before opening the queue (mq-send). */
+void cli_split_check(const char *dir, const char *name);
 long cli_count(const char *opt, const char *arg);
 /* Open the spool and queue or die with the right code: a spool that does not
  * exist is EX_NOINPUT unless SPOOL_CREATE; a missing queue returns NULL.

@@ -24,7 +24,14 @@
 
 #include "relayd.h"
 
-static const char usage[] = "usage: mq-relayd [-nsv] [-c file] [-d dir]\n";
+static const char usage[] =
+	"usage: mq-relayd [-nsv] [-c file] [-d dir]\n"
+	"\n"
+	"  -c file   the config (default /etc/mq/relayd.conf)\n"
+	"  -d dir    the spool (default $MQ_SPOOL, else /var/spool/mq)\n"
+	"  -n        check the config and exit\n"
+	"  -s        log to syslog instead of stderr\n"
+	"  -v        verbose: also log each handler, forward and rescan\n";
 
 #define DEFAULT_CONF "/etc/mq/relayd.conf"
 

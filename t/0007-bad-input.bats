@@ -270,3 +270,23 @@ bad_header() { # HEADER: mq-send -H HEADER exits 64 and writes nothing
 		run -0 mq-send --delay "$d" q <<<"x"
 	done
 }
+
+@test "a duration split in two words (--delay 5 minutes) is a usage error that says how to write it" {
+	echo x | mq-send q
+	local f
+	f=$(mq-recv -c q)
+	run --separate-stderr -64 mq-nack --delay 5 minutes q "$f"
+	check_error mq-nack
+	[[ $stderr == *"--delay 5 minutes is read as --delay 5 and queue minutes"*"--delay 5m" ]]
+	[ -f "$f" ] # the claim is untouched
+	run --separate-stderr -64 mq-send --delay 2 hours q <<<"y"
+	check_error mq-send
+	[[ $stderr == *"--delay 2h" ]]
+	run --separate-stderr -64 mq-recv -w 30 s q
+	[[ $stderr == *"-w 30s" ]]
+	[ ! -e "$MQ_SPOOL/minutes" ] && [ ! -e "$MQ_SPOOL/hours" ] && [ ! -e "$MQ_SPOOL/s" ]
+	# a queue of that name that exists is taken at its word
+	echo z | mq-send days
+	run --separate-stderr -0 mq-recv -w 1 days
+	[ "$output" = z ]
+}

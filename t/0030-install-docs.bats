@@ -46,5 +46,24 @@ COMMANDS="mq-send mq-recv mq-ack mq-nack mq-peek mq-replay mq-rm mq-pause mq-sta
 		run -0 "$c" --help
 		[ "${#lines[@]}" -le 24 ]
 		[[ ${lines[0]} == "usage: $c"* ]]
+		# 80 columns
+		[ -z "$(printf '%s\n' "${lines[@]}" | awk 'length > 80')" ]
+	done
+}
+
+@test "--help has a line for each option of the man page's SYNOPSIS; a usage error prints only the synopsis" {
+	local c page opt
+	for c in $COMMANDS; do
+		page=$(ls "$TOP"/man/"$c".[18])
+		run -0 "$c" --help
+		local help=$output
+		# each option of the SYNOPSIS (.Fl il is -i and -l), at the start of a line of its own
+		for opt in $(sed -n '/^\.Sh SYNOPSIS/,/^\.Sh /p' "$page" |
+			grep -o 'Fl [-a-zA-Z]*' | awk '{ o = $2; if (o == "Ns" || o == "") next; if (o ~ /^-/) print "-" o; else for (i = 1; i <= length(o); i++) print "-" substr(o, i, 1) }' | sort -u); do
+			grep -qE "^ +$opt( |,|\$)" <<<"$help" || { echo "$c --help: no line for $opt"; return 1; }
+		done
+		run --separate-stderr -64 "$c" --no-such-option
+		[[ $stderr == *"usage: $c"* && $stderr == *"$c --help: the options"* ]]
+		[[ $stderr != *"  -d dir"* ]]
 	done
 }
