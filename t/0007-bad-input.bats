@@ -282,7 +282,7 @@ bad_header() { # HEADER: mq-send -H HEADER exits 64 and writes nothing
 	run --separate-stderr -64 mq-send --delay 2 hours q <<<"y"
 	check_error mq-send
 	[[ $stderr == *"--delay 2h" ]]
-	run --separate-stderr -64 mq-recv -w 30 s q
+	run --separate-stderr -64 mq-recv -w 30 s
 	[[ $stderr == *"-w 30s" ]]
 	[ ! -e "$MQ_SPOOL/minutes" ] && [ ! -e "$MQ_SPOOL/hours" ] && [ ! -e "$MQ_SPOOL/s" ]
 	# a queue of that name that exists is taken at its word
