@@ -123,9 +123,9 @@ whole(spool_batch *b, int fd, const char *what)
 	struct spool_err e = {0};
 	if (spool_batch_begin(b, &e) != 0 || spool_batch_write_fd(b, fd, &e) != 0 ||
 	    spool_batch_end(b, &e) != 0) {
-		if (e.code == EX_IOERR && strncmp(e.msg, "read", 4) == 0) {
+		if (e.code == EX_NOINPUT) { /* the input, not the spool */
 			spool_batch_free(batch);
-			cli_die(EX_NOINPUT, "read %s: %s", what, e.msg + 6);
+			cli_die(EX_NOINPUT, "%s: %s", what, e.msg);
 		}
 		fail(&e);
 	}

@@ -280,7 +280,8 @@ cli_progress_start(struct cli_progress *p, const char *what, long total)
 {
 	*p = (struct cli_progress){.what = what, .total = total, .start = spool_now()};
 	/* stdout on the terminal too (the messages, the ids) would be garbled */
-	p->on = isatty(2) && !isatty(1) && !(getenv("TERM") && strcmp(getenv("TERM"), "dumb") == 0);
+	const char *term = getenv("TERM");
+	p->on = isatty(2) && !isatty(1) && !(term && strcmp(term, "dumb") == 0);
 	p->last = p->start + PROGRESS_AFTER - PROGRESS_EVERY;
 	if (p->on)
 		progress = p;

@@ -204,12 +204,6 @@ repair_corrupt(spool_queue *q, struct spool_err *e)
 	return moved;
 }
 
-static int
-cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 char **
 spool_corrupt_list(spool_queue *q, struct spool_err *e)
 {
@@ -231,7 +225,7 @@ spool_corrupt_list(spool_queue *q, struct spool_err *e)
 	if (l.n) /* no corrupt/: l.v is NULL, which memcpy may not be given */
 		memcpy(v, l.v, l.n * sizeof *v); /* the names change hands */
 	if (l.n > 1)
-		qsort(v, l.n, sizeof *v, cmp);
+		qsort(v, l.n, sizeof *v, strv_cmp);
 	free(l.v);
 	return v;
 }

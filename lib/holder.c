@@ -212,12 +212,6 @@ holder_close(spool_queue *q)
 	q->nheld = q->heldcap = 0;
 }
 
-static int
-cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* ULID.PID, as holder_make names them; anything else is not ours. */
 static bool
 holder_name_ok(const char *s)
@@ -263,11 +257,11 @@ reap_one(spool_queue *q, int fd, struct spool_list *cur, int64_t now,
 		*nl = '\0';
 		v[nv++] = line;
 	}
-	qsort(v, nv, sizeof *v, cmp_str);
+	qsort(v, nv, sizeof *v, strv_cmp);
 	int failed = 0;
 	for (size_t i = 0; i < cur->n; i++) {
 		struct spool_name n;
-		if (!bsearch(&cur->v[i], v, nv, sizeof *v, cmp_str) || name_parse(cur->v[i], &n) != 0)
+		if (!bsearch(&cur->v[i], v, nv, sizeof *v, strv_cmp) || name_parse(cur->v[i], &n) != 0)
 			continue;
 		int rc = take_back(q, cur->v[i], &n, now, "holder died", e);
 		if (rc >= 0)

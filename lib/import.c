@@ -578,17 +578,11 @@ struct have {
 };
 
 static int
-cmp_id(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static int
 mark_missing(const struct spool_entry *en, void *arg)
 {
 	struct have *h = arg;
 	const char *id = en->id;
-	if (h->n && bsearch(&id, h->ids, h->n, sizeof *h->ids, cmp_id))
+	if (h->n && bsearch(&id, h->ids, h->n, sizeof *h->ids, strv_cmp))
 		return 0;
 	char path[16 + ULID_LEN];
 	snprintf(path, sizeof path, "received/%s", en->id);
@@ -618,7 +612,7 @@ spool_received_repair(spool_queue *q, struct spool_err *e)
 	}
 	h.ids = l.v, h.n = l.n;
 	if (h.n)
-		qsort(h.ids, h.n, sizeof *h.ids, cmp_id);
+		qsort(h.ids, h.n, sizeof *h.ids, strv_cmp);
 	int rc = spool_list(q, 0, 0, mark_missing, &h, e);
 	list_clear(&l);
 	close(fd);

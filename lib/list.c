@@ -77,12 +77,6 @@ list_scan(struct spool_list *l, int dirfd, struct spool_err *e)
 	return 0;
 }
 
-static int
-cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* The smallest name not yet taken, moved to v[pos]; NULL when none left. */
 const char *
 list_peek(struct spool_list *l)
@@ -100,7 +94,7 @@ list_peek(struct spool_list *l)
 			l->v[l->pos] = t;
 			return l->v[l->pos];
 		}
-		qsort(l->v + l->pos, l->n - l->pos, sizeof *l->v, cmp);
+		qsort(l->v + l->pos, l->n - l->pos, sizeof *l->v, strv_cmp);
 		l->sorted = true;
 	}
 	return l->v[l->pos];
@@ -188,7 +182,7 @@ list_smallest(struct spool_list *l, char **out, size_t k)
 		}
 	}
 	if (n > 1)
-		qsort(out, n, sizeof *out, cmp);
+		qsort(out, n, sizeof *out, strv_cmp);
 	return n;
 }
 

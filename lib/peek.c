@@ -22,12 +22,6 @@ spool_state_name(enum spool_state s)
 	return state_names[s];
 }
 
-static int
-cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* First block: body size, first body line, and of a dead letter its latest
  * Dead-Reason (a replayed message keeps its history, but is not dead).
  * -1 when the entry is not a regular file (not a message: left out). */
@@ -91,7 +85,7 @@ list_dir(spool_queue *q, int dirfd, const char *sub, enum spool_state st0, unsig
 	if (list_scan(&l, dirfd, e) != 0)
 		return -1;
 	if (l.n > 1)
-		qsort(l.v, l.n, sizeof *l.v, cmp);
+		qsort(l.v, l.n, sizeof *l.v, strv_cmp);
 	for (size_t i = 0; i < l.n && rc == 0; i++) {
 		if (name_parse(l.v[i], &n) != 0)
 			continue;

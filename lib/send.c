@@ -217,7 +217,7 @@ spool_batch_write_fd(spool_batch *b, int fd, struct spool_err *e)
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
-			return spool_fail_errno(e, errno, "read");
+			return spool_fail(e, EX_NOINPUT, "read: %s", spool_strerror(errno));
 		}
 		if (spool_batch_write(b, buf, (size_t)r, e) != 0)
 			return -1;

@@ -302,12 +302,6 @@ spool_printable(const char *s)
 	return buf;
 }
 
-static int
-cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 char **
 spool_queues(spool *sp, struct spool_err *e)
 {
@@ -348,7 +342,7 @@ spool_queues(spool *sp, struct spool_err *e)
 	if (!v)
 		return spool_fail_errno(e, ENOMEM, "read spool %s", sp->root), NULL;
 	v[n] = NULL;
-	qsort(v, n, sizeof *v, cmp_str);
+	qsort(v, n, sizeof *v, strv_cmp);
 	return v;
 }
 

@@ -137,7 +137,9 @@ spool_batch *spool_batch_new(spool_queue *q, const struct spool_send_opts *o, st
 int spool_batch_begin(spool_batch *b, struct spool_err *e);
 int spool_batch_write(spool_batch *b, const void *p, size_t n, struct spool_err *e);
 int spool_batch_end(spool_batch *b, struct spool_err *e);
-/* Copy the rest of fd into the current message (stdin or a FILE). */
+/* Copy the rest of fd into the current message (stdin or a FILE).  A
+ * failed read of fd is EX_NOINPUT ("read: ..."), the caller's input, not the
+ * spool's. */
 int spool_batch_write_fd(spool_batch *b, int fd, struct spool_err *e);
 /* Messages ended but not committed. */
 size_t spool_batch_pending(const spool_batch *b);

@@ -119,6 +119,8 @@ struct iovec;
 int writev_all(int fd, struct iovec *v, int n); /* all of v, or -1 (errno) */
 int64_t random_below(int64_t n);
 char *xstrdup(const char *s);
+/* qsort/bsearch order of an array of strings (char *) */
+int strv_cmp(const void *a, const void *b);
 
 /* config.c */
 int config_load(spool_queue *q, struct spool_err *e);

@@ -40,12 +40,6 @@ struct target {
 	bool keyed;          /* its marker is in tmp/NAME.key */
 };
 
-static int
-cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* Names in dirfd that pass ok (and are of type want: DT_DIR or DT_REG),
  * sorted, NULL-terminated. */
 static char **
@@ -84,7 +78,7 @@ names_of(int dirfd, bool dirs, struct spool_err *e)
 		v[++n] = NULL;
 	}
 	closedir(d);
-	qsort(v, n, sizeof *v, cmp_str);
+	qsort(v, n, sizeof *v, strv_cmp);
 	return v;
 }
 

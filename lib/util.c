@@ -301,3 +301,9 @@ xstrdup(const char *s)
 {
 	return s ? strdup(s) : NULL;
 }
+
+int
+strv_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
