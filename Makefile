@@ -30,6 +30,31 @@ MHD_LIBS       ?= $(shell $(PKG_CONFIG) --libs libmicrohttpd gnutls 2>/dev/null 
 CRYPTO_CFLAGS  ?= $(shell $(PKG_CONFIG) --cflags libcrypto 2>/dev/null)
 CRYPTO_LIBS    ?= $(shell $(PKG_CONFIG) --libs libcrypto 2>/dev/null || echo -lcrypto)
 
+# What pkg-config must find, and the Debian package that has it.  A target
+# that needs one checks first (need_pc, in its recipe), so that a missing -dev
+# package stops the build with its name, not with "jansson.h: No such file".
+# A module whose *_CFLAGS and *_LIBS are both given (make JANSSON_CFLAGS=...
+# JANSSON_LIBS=...) is not looked for.
+PC_DEB_jansson       = libjansson-dev
+PC_DEB_libcurl       = libcurl4-openssl-dev
+PC_DEB_libmicrohttpd = libmicrohttpd-dev
+PC_DEB_gnutls        = libgnutls28-dev
+PC_DEB_libcrypto     = libssl-dev
+PC_VAR_jansson       = JANSSON
+PC_VAR_libcurl       = CURL
+PC_VAR_libmicrohttpd = MHD
+PC_VAR_gnutls        = MHD
+PC_VAR_libcrypto     = CRYPTO
+pc_given = $(and $(filter-out file default,$(origin $(PC_VAR_$(1))_CFLAGS)),$(filter-out file default,$(origin $(PC_VAR_$(1))_LIBS)))
+need_pc = @miss=0; \
+	if ! command -v $(PKG_CONFIG) >/dev/null 2>&1; then \
+	    echo "$@: needs $(PKG_CONFIG), which is not installed: install pkg-config (run make deps, contrib/install-deps)" >&2; exit 1; fi; \
+	$(foreach m,$(1),$(if $(call pc_given,$(m)),,$(PKG_CONFIG) --exists $(m) || { miss=1; \
+	    echo "$@: needs $(m), which $(PKG_CONFIG) does not find: install $(PC_DEB_$(m)) (run make deps, contrib/install-deps)" >&2; };)) \
+	[ $$miss = 0 ]
+JSON_PC   = jansson
+DAEMON_PC = jansson libcurl libmicrohttpd gnutls libcrypto
+
 LIB_SRCS := $(sort $(wildcard lib/*.c))
 LIB_OBJS := $(LIB_SRCS:.c=.o)
 LIB_HDRS := $(wildcard lib/*.h)
@@ -54,20 +79,27 @@ lib-check:
 	@if grep -nE '^[[:space:]]*#[[:space:]]*include[[:space:]]*[<"](curl/|microhttpd|nats|gnutls/)' \
 	    lib/*.c lib/*.h; then echo "lib/ must not include curl, microhttpd, gnutls or nats headers" >&2; exit 1; fi
 
-lib/%.o: lib/%.c $(LIB_HDRS)
+# only stat.c includes jansson.h: the other objects build without it
+lib/stat.o: lib/stat.c $(LIB_HDRS)
+	$(call need_pc,$(JSON_PC))
 	$(CC) $(ALL_CFLAGS) $(JANSSON_CFLAGS) -c -o $@ $<
+
+lib/%.o: lib/%.c $(LIB_HDRS)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 lib/libspool.a: $(LIB_OBJS)
 	rm -f $@
 	$(AR) rcs $@ $(LIB_OBJS)
 
 bin/%: bin/%.c lib/libspool.a $(LIB_HDRS)
+	$(if $(filter $@,$(JSON_CMDS)),$(call need_pc,$(JSON_PC)))
 	$(CC) $(ALL_CFLAGS) $(if $(filter $@,$(JSON_CMDS)),$(JANSSON_CFLAGS)) \
 	    -o $@ $< lib/libspool.a $(LDFLAGS) \
 	    $(if $(SAN)$(filter $@,$(JSON_CMDS)),,$(STATIC)) \
 	    $(if $(filter $@,$(JSON_CMDS)),$(JANSSON_LIBS))
 
 bin/mq-relayd: $(RELAYD_SRCS) $(RELAYD_HDRS) lib/libspool.a $(LIB_HDRS)
+	$(call need_pc,$(DAEMON_PC))
 	$(CC) $(ALL_CFLAGS) -Irelayd $(JANSSON_CFLAGS) $(CURL_CFLAGS) $(MHD_CFLAGS) $(CRYPTO_CFLAGS) \
 	    -o $@ $(RELAYD_SRCS) lib/libspool.a $(LDFLAGS) \
 	    $(JANSSON_LIBS) $(CURL_LIBS) $(MHD_LIBS) $(CRYPTO_LIBS) -pthread

@@ -48,3 +48,24 @@ COMMANDS="mq-send mq-recv mq-ack mq-nack mq-peek mq-replay mq-rm mq-pause mq-sta
 		[[ ${lines[0]} == "usage: $c"* ]]
 	done
 }
+
+@test "a build without a -dev package names the package and make deps, and compiles nothing" {
+	# a copy of what the targets need, and a pkg-config that finds nothing
+	local src="$BATS_TEST_TMPDIR/src"
+	mkdir -p "$src/bin" "$BATS_TEST_TMPDIR/pc"
+	cp -r "$TOP/Makefile" "$TOP/lib" "$TOP/relayd" "$src"
+	rm -f "$src"/lib/*.o "$src"/lib/*.a
+	export PKG_CONFIG_LIBDIR="$BATS_TEST_TMPDIR/pc" PKG_CONFIG_PATH=
+	run -2 make -s -C "$src" lib/stat.o
+	[ "${lines[0]}" = "lib/stat.o: needs jansson, which pkg-config does not find: install libjansson-dev (run make deps, contrib/install-deps)" ]
+	[ ! -e "$src/lib/stat.o" ]
+	# the daemon: one line per missing package; one given by hand is not looked for
+	run -2 make -s -C "$src" -o lib/libspool.a bin/mq-relayd MHD_CFLAGS= MHD_LIBS='-lmicrohttpd -lgnutls'
+	[ "${#lines[@]}" -eq 4 ] # and make's own "Error 1"
+	[[ ${lines[0]} == "bin/mq-relayd: needs jansson, "*"install libjansson-dev (run make deps"* ]]
+	[[ ${lines[1]} == "bin/mq-relayd: needs libcurl, "*"install libcurl4-openssl-dev (run make deps"* ]]
+	[[ ${lines[2]} == "bin/mq-relayd: needs libcrypto, "*"install libssl-dev (run make deps"* ]]
+	[ ! -e "$src/bin/mq-relayd" ]
+	# the other objects need no package
+	run -0 make -s -C "$src" lib/name.o
+}
