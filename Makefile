@@ -8,6 +8,13 @@ PREFIX   ?= /usr/local
 BINDIR   ?= $(PREFIX)/bin
 SBINDIR  ?= $(PREFIX)/sbin
 MANDIR   ?= $(PREFIX)/share/man
+# where systemd, systemd-sysusers, systemd-tmpfiles, bash-completion and zsh
+# look under PREFIX (/usr/local/lib/systemd/system is on systemd's path)
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR  ?= $(PREFIX)/share/zsh/site-functions
 DESTDIR  ?=
 
 CC       ?= cc
@@ -70,6 +77,7 @@ MAN1     := $(wildcard man/*.1)
 MAN5     := $(wildcard man/*.5)
 MAN7     := $(wildcard man/*.7)
 MAN8     := $(wildcard man/*.8)
+UNITS    := mq-relayd.service mq-recv@.service
 
 all: lib-check $(CMDS)
 
@@ -147,6 +155,17 @@ install: all
 	install -m 644 $(MAN5) $(DESTDIR)$(MANDIR)/man5
 	install -m 644 $(MAN7) $(DESTDIR)$(MANDIR)/man7
 	$(if $(MAN8),install -m 644 $(MAN8) $(DESTDIR)$(MANDIR)/man8)
+	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR) \
+	    $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR)
+	for u in $(UNITS); do \
+	    sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SBINDIR@|$(SBINDIR)|g' contrib/systemd/$$u.in \
+	        >$(DESTDIR)$(UNITDIR)/$$u && chmod 644 $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
+	done
+	install -m 644 contrib/systemd/spoolmq.sysusers $(DESTDIR)$(SYSUSERSDIR)/spoolmq.conf
+	install -m 644 contrib/systemd/spoolmq.tmpfiles $(DESTDIR)$(TMPFILESDIR)/spoolmq.conf
+	install -m 644 contrib/completion/mq.bash $(DESTDIR)$(BASHCOMPDIR)/mq-send
+	for c in $(filter-out mq-send,$(notdir $(CMDS))); do ln -sf mq-send $(DESTDIR)$(BASHCOMPDIR)/$$c; done
+	install -m 644 contrib/completion/_mq $(DESTDIR)$(ZSHCOMPDIR)/_mq
 
 # The fault sweep at every occurrence of every syscall, and the crash test for
 # STRESS_SECONDS (t/0060-fault-sweep.bats, t/0062-relay-fault-sweep.bats,

@@ -69,3 +69,39 @@ COMMANDS="mq-send mq-recv mq-ack mq-nack mq-peek mq-replay mq-rm mq-pause mq-sta
 	# the other objects need no package
 	run -0 make -s -C "$src" lib/name.o
 }
+
+@test "make install installs the units with PREFIX filled in, run as spoolmq, and both completions" {
+	local root="$BATS_TEST_TMPDIR/root" u
+	run -0 make -s -C "$TOP" install DESTDIR="$root" PREFIX=/opt/mq
+	local units="$root/opt/mq/lib/systemd/system"
+	for u in mq-relayd.service mq-recv@.service; do
+		[ -f "$units/$u" ]
+		! grep -n '@[A-Z]*@\|/usr/local' "$units/$u"
+		grep -qx 'User=spoolmq' "$units/$u"
+		grep -qx 'NoNewPrivileges=yes' "$units/$u"
+		grep -qx 'ProtectSystem=strict' "$units/$u"
+		grep -qx 'ReadWritePaths=/var/spool/mq' "$units/$u"
+	done
+	grep -qx 'ExecStart=/opt/mq/sbin/mq-relayd -c /etc/mq/relayd.conf' "$units/mq-relayd.service"
+	grep -q '^ExecStart=/opt/mq/bin/mq-recv ' "$units/mq-recv@.service"
+	grep -q '^u spoolmq ' "$root/opt/mq/lib/sysusers.d/spoolmq.conf"
+	grep -q '^d /var/spool/mq .* spoolmq spoolmq' "$root/opt/mq/lib/tmpfiles.d/spoolmq.conf"
+	# bash-completion loads a completion by the command's name
+	for u in $COMMANDS; do
+		[ -e "$root/opt/mq/share/bash-completion/completions/$u" ]
+	done
+	bash -c ". '$root/opt/mq/share/bash-completion/completions/mq-recv' && complete -p $COMMANDS" >/dev/null
+	head -1 "$root/opt/mq/share/zsh/site-functions/_mq" | grep -q "^#compdef $(echo $COMMANDS | sed 's/ mq-relayd$//')"
+	if command -v zsh >/dev/null; then zsh -n "$root/opt/mq/share/zsh/site-functions/_mq"; fi
+}
+
+@test "systemd-analyze verify accepts the installed units" {
+	command -v systemd-analyze >/dev/null || skip "systemd-analyze not installed"
+	local prefix="$BATS_TEST_TMPDIR/prefix"
+	# without DESTDIR, so that the paths in ExecStart= exist
+	run -0 make -s -C "$TOP" install PREFIX="$prefix"
+	cd "$prefix/lib/systemd/system"
+	cp mq-recv@.service mq-recv@thumbs.service
+	MANPATH="$prefix/share/man" run -0 systemd-analyze verify ./mq-relayd.service ./mq-recv@thumbs.service
+	[ -z "$output" ]
+}
