@@ -115,9 +115,10 @@ bin/mq-relayd: $(RELAYD_SRCS) $(RELAYD_HDRS) lib/libspool.a $(LIB_HDRS)
 deps:
 	@contrib/install-deps
 
-# The main job end to end on a throwaway spool.
+# The main job end to end in a directory of its own, which it leaves (and
+# names) for a look afterwards; -s: the compiler's lines are no part of it.
 demo: deps
-	$(MAKE) all
+	@$(MAKE) -s all
 	@contrib/demo
 
 # make lint, then every test twice: a normal build, then one with ASan and UBSan.
