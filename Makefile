@@ -168,6 +168,11 @@ install: all
 	for c in $(filter-out mq-send,$(notdir $(CMDS))); do ln -sf mq-send $(DESTDIR)$(BASHCOMPDIR)/$$c; done
 	install -m 644 contrib/completion/_mq $(DESTDIR)$(ZSHCOMPDIR)/_mq
 
+# A Debian package, built and checked by contrib/mkdeb (lintian when
+# installed); its own build, in .deb/, leaves the tree's alone.
+deb:
+	@VERSION=$(VERSION) contrib/mkdeb
+
 # The fault sweep at every occurrence of every syscall, and the crash test for
 # STRESS_SECONDS (t/0060-fault-sweep.bats, t/0062-relay-fault-sweep.bats,
 # t/0061-crash.bats; make check runs them bounded).
@@ -232,7 +237,8 @@ lint:
 
 clean:
 	rm -f lib/*.o lib/libspool.a $(CMDS)
-	rm -rf fuzz/build
+	rm -rf fuzz/build .deb
+	rm -f spoolmq_*.deb
 
-.PHONY: all lib-check deps demo check bench stress fuzz fuzz-corpus install fmt lint clean
+.PHONY: all lib-check deps demo deb check bench stress fuzz fuzz-corpus install fmt lint clean
 .DELETE_ON_ERROR:
