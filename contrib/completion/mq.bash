@@ -155,7 +155,7 @@ _mq_opts() {
 		args="-d" ;;
 	mq-relayd)
 		flags="-n -s -v -h --help --version"
-		args="-c -d" ;;
+		args="-c -d -p" ;;
 	esac
 }
 
@@ -164,7 +164,7 @@ _mq_value() {
 	case $2 in
 	-d)
 		_mq_compgen directory ;;
-	-c)
+	-c | -p)
 		_mq_compgen file ;;
 	-x)
 		_mq_compgen command ;;
