@@ -8,6 +8,13 @@ PREFIX   ?= /usr/local
 BINDIR   ?= $(PREFIX)/bin
 SBINDIR  ?= $(PREFIX)/sbin
 MANDIR   ?= $(PREFIX)/share/man
+# where systemd, systemd-sysusers, systemd-tmpfiles, bash-completion and zsh
+# look under PREFIX (/usr/local/lib/systemd/system is on systemd's path)
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR  ?= $(PREFIX)/share/zsh/site-functions
 DESTDIR  ?=
 
 CC       ?= cc
@@ -30,6 +37,31 @@ MHD_LIBS       ?= $(shell $(PKG_CONFIG) --libs libmicrohttpd gnutls 2>/dev/null 
 CRYPTO_CFLAGS  ?= $(shell $(PKG_CONFIG) --cflags libcrypto 2>/dev/null)
 CRYPTO_LIBS    ?= $(shell $(PKG_CONFIG) --libs libcrypto 2>/dev/null || echo -lcrypto)
 
+# What pkg-config must find, and the Debian package that has it.  A target
+# that needs one checks first (need_pc, in its recipe), so that a missing -dev
+# package stops the build with its name, not with "jansson.h: No such file".
+# A module whose *_CFLAGS and *_LIBS are both given (make JANSSON_CFLAGS=...
+# JANSSON_LIBS=...) is not looked for.
+PC_DEB_jansson       = libjansson-dev
+PC_DEB_libcurl       = libcurl4-openssl-dev
+PC_DEB_libmicrohttpd = libmicrohttpd-dev
+PC_DEB_gnutls        = libgnutls28-dev
+PC_DEB_libcrypto     = libssl-dev
+PC_VAR_jansson       = JANSSON
+PC_VAR_libcurl       = CURL
+PC_VAR_libmicrohttpd = MHD
+PC_VAR_gnutls        = MHD
+PC_VAR_libcrypto     = CRYPTO
+pc_given = $(and $(filter-out file default,$(origin $(PC_VAR_$(1))_CFLAGS)),$(filter-out file default,$(origin $(PC_VAR_$(1))_LIBS)))
+need_pc = @miss=0; \
+	if ! command -v $(PKG_CONFIG) >/dev/null 2>&1; then \
+	    echo "$@: needs $(PKG_CONFIG), which is not installed: install pkg-config (run make deps, contrib/install-deps)" >&2; exit 1; fi; \
+	$(foreach m,$(1),$(if $(call pc_given,$(m)),,$(PKG_CONFIG) --exists $(m) || { miss=1; \
+	    echo "$@: needs $(m), which $(PKG_CONFIG) does not find: install $(PC_DEB_$(m)) (run make deps, contrib/install-deps)" >&2; };)) \
+	[ $$miss = 0 ]
+JSON_PC   = jansson
+DAEMON_PC = jansson libcurl libmicrohttpd gnutls libcrypto
+
 LIB_SRCS := $(sort $(wildcard lib/*.c))
 LIB_OBJS := $(LIB_SRCS:.c=.o)
 LIB_HDRS := $(wildcard lib/*.h)
@@ -45,6 +77,7 @@ MAN1     := $(wildcard man/*.1)
 MAN5     := $(wildcard man/*.5)
 MAN7     := $(wildcard man/*.7)
 MAN8     := $(wildcard man/*.8)
+UNITS    := mq-relayd.service mq-recv@.service
 
 all: lib-check $(CMDS)
 
@@ -54,20 +87,27 @@ lib-check:
 	@if grep -nE '^[[:space:]]*#[[:space:]]*include[[:space:]]*[<"](curl/|microhttpd|nats|gnutls/)' \
 	    lib/*.c lib/*.h; then echo "lib/ must not include curl, microhttpd, gnutls or nats headers" >&2; exit 1; fi
 
-lib/%.o: lib/%.c $(LIB_HDRS)
+# only stat.c includes jansson.h: the other objects build without it
+lib/stat.o: lib/stat.c $(LIB_HDRS)
+	$(call need_pc,$(JSON_PC))
 	$(CC) $(ALL_CFLAGS) $(JANSSON_CFLAGS) -c -o $@ $<
+
+lib/%.o: lib/%.c $(LIB_HDRS)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 lib/libspool.a: $(LIB_OBJS)
 	rm -f $@
 	$(AR) rcs $@ $(LIB_OBJS)
 
 bin/%: bin/%.c lib/libspool.a $(LIB_HDRS)
+	$(if $(filter $@,$(JSON_CMDS)),$(call need_pc,$(JSON_PC)))
 	$(CC) $(ALL_CFLAGS) $(if $(filter $@,$(JSON_CMDS)),$(JANSSON_CFLAGS)) \
 	    -o $@ $< lib/libspool.a $(LDFLAGS) \
 	    $(if $(SAN)$(filter $@,$(JSON_CMDS)),,$(STATIC)) \
 	    $(if $(filter $@,$(JSON_CMDS)),$(JANSSON_LIBS))
 
 bin/mq-relayd: $(RELAYD_SRCS) $(RELAYD_HDRS) lib/libspool.a $(LIB_HDRS)
+	$(call need_pc,$(DAEMON_PC))
 	$(CC) $(ALL_CFLAGS) -Irelayd $(JANSSON_CFLAGS) $(CURL_CFLAGS) $(MHD_CFLAGS) $(CRYPTO_CFLAGS) \
 	    -o $@ $(RELAYD_SRCS) lib/libspool.a $(LDFLAGS) \
 	    $(JANSSON_LIBS) $(CURL_LIBS) $(MHD_LIBS) $(CRYPTO_LIBS) -pthread
@@ -75,9 +115,10 @@ bin/mq-relayd: $(RELAYD_SRCS) $(RELAYD_HDRS) lib/libspool.a $(LIB_HDRS)
 deps:
 	@contrib/install-deps
 
-# The main job end to end on a throwaway spool.
+# The main job end to end in a directory of its own, which it leaves (and
+# names) for a look afterwards; -s: the compiler's lines are no part of it.
 demo: deps
-	$(MAKE) all
+	@$(MAKE) -s all
 	@contrib/demo
 
 # make lint, then every test twice: a normal build, then one with ASan and UBSan.
@@ -115,6 +156,22 @@ install: all
 	install -m 644 $(MAN5) $(DESTDIR)$(MANDIR)/man5
 	install -m 644 $(MAN7) $(DESTDIR)$(MANDIR)/man7
 	$(if $(MAN8),install -m 644 $(MAN8) $(DESTDIR)$(MANDIR)/man8)
+	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR) \
+	    $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR)
+	for u in $(UNITS); do \
+	    sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SBINDIR@|$(SBINDIR)|g' contrib/systemd/$$u.in \
+	        >$(DESTDIR)$(UNITDIR)/$$u && chmod 644 $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
+	done
+	install -m 644 contrib/systemd/spoolmq.sysusers $(DESTDIR)$(SYSUSERSDIR)/spoolmq.conf
+	install -m 644 contrib/systemd/spoolmq.tmpfiles $(DESTDIR)$(TMPFILESDIR)/spoolmq.conf
+	install -m 644 contrib/completion/mq.bash $(DESTDIR)$(BASHCOMPDIR)/mq-send
+	for c in $(filter-out mq-send,$(notdir $(CMDS))); do ln -sf mq-send $(DESTDIR)$(BASHCOMPDIR)/$$c; done
+	install -m 644 contrib/completion/_mq $(DESTDIR)$(ZSHCOMPDIR)/_mq
+
+# A Debian package, built and checked by contrib/mkdeb (lintian when
+# installed); its own build, in .deb/, leaves the tree's alone.
+deb:
+	@VERSION=$(VERSION) contrib/mkdeb
 
 # The fault sweep at every occurrence of every syscall, and the crash test for
 # STRESS_SECONDS (t/0060-fault-sweep.bats, t/0062-relay-fault-sweep.bats,
@@ -180,7 +237,8 @@ lint:
 
 clean:
 	rm -f lib/*.o lib/libspool.a $(CMDS)
-	rm -rf fuzz/build
+	rm -rf fuzz/build .deb
+	rm -f spoolmq_*.deb
 
-.PHONY: all lib-check deps demo check bench stress fuzz fuzz-corpus install fmt lint clean
+.PHONY: all lib-check deps demo deb check bench stress fuzz fuzz-corpus install fmt lint clean
 .DELETE_ON_ERROR:

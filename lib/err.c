@@ -15,6 +15,7 @@ spool_errno_code(int err)
 	case ENOSPC: case EDQUOT: case EAGAIN: return EX_TEMPFAIL;
 	case EEXIST: case EMLINK: case ENAMETOOLONG: return EX_CANTCREAT;
 	case SPOOL_ENOTREG: return EX_DATAERR;
+	case ENOMEM: return EX_OSERR; /* as the commands say it (exitcodes.h) */
 	default: return EX_IOERR;
 	}
 }

@@ -25,11 +25,12 @@
 #include "relayd.h"
 
 static const char usage[] =
-	"usage: mq-relayd [-nsv] [-c file] [-d dir]\n"
+	"usage: mq-relayd [-nsv] [-c file] [-d dir] [-p file]\n"
 	"\n"
 	"  -c file   the config (default /etc/mq/relayd.conf)\n"
 	"  -d dir    the spool (default $MQ_SPOOL, else /var/spool/mq)\n"
 	"  -n        check the config and exit\n"
+	"  -p file   write the pid to file once started (for kill -HUP), remove it at exit\n"
 	"  -s        log to syslog instead of stderr\n"
 	"  -v        verbose: also log each handler, forward and rescan\n";
 
@@ -192,6 +193,30 @@ reload(struct relayd *r)
 	queues_rescan(r, NULL);
 }
 
+/* ---- -p: the pid file ---- */
+
+/* Written once start-up has succeeded, so that the file names a daemon that
+ * serves (kill -HUP "$(cat FILE)" reaches this one, whatever else runs);
+ * through a temporary file renamed over it, so that a reader never sees it
+ * half written.  Removed at exit; a daemon killed with SIGKILL leaves it. */
+static int
+pidfile_write(const char *path)
+{
+	char tmp[PATH_MAX];
+	if (snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid()) >= (int)sizeof tmp)
+		return errno = ENAMETOOLONG, -1;
+	FILE *f = fopen(tmp, "wxe");
+	if (!f)
+		return -1;
+	int ok = fprintf(f, "%ld\n", (long)getpid()) > 0;
+	if (fclose(f) != 0 || !ok || rename(tmp, path) != 0) {
+		int err = errno;
+		unlink(tmp);
+		return errno = err, -1;
+	}
+	return 0;
+}
+
 /* ---- signals ---- */
 
 static int sigfd = -1;
@@ -245,17 +270,19 @@ main(int argc, char **argv)
 	static struct relayd relayd;
 	struct relayd *r = &relayd;
 	struct spool_err e = {0};
+	const char *pidfile = NULL;
 	int check = 0, c;
 
 	cli_init(argv[0], usage);
 	spool_warn_hook = warn_hook;
 	r->conf_path = DEFAULT_CONF;
-	while ((c = getopt_long(argc, argv, "c:d:hnsv", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:d:hnp:sv", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c': r->conf_path = optarg; break;
 		case 'd': r->dir = optarg; break;
 		case 'h': cli_usage(1);
 		case 'n': check = 1; break;
+		case 'p': pidfile = optarg; break;
 		case 's': log_syslog = 1; break;
 		case 'v': log_verbose = 1; break;
 		case 'V': cli_version();
@@ -309,9 +336,13 @@ main(int argc, char **argv)
 		cli_fail(&e);
 	for (struct consumer *k = r->conf.consumers; k; k = k->next)
 		queues_open(r, k);
+	if (pidfile && pidfile_write(pidfile) != 0)
+		cli_die(EX_CANTCREAT, "write pid file %s: %s", pidfile, strerror(errno));
 	logmsg(LOG_INFO, "started: %s, spool %s", what, spool_root(r->sp));
 	int rc = run(r);
 	logmsg(LOG_INFO, "stopped");
+	if (pidfile && unlink(pidfile) != 0)
+		logmsg(LOG_WARNING, "remove pid file %s: %s", pidfile, strerror(errno));
 	receive_stop(r);
 	for (struct consumer *k = r->conf.consumers; k; k = k->next) {
 		loop_timer_set(r->loop, &k->wake, 0);

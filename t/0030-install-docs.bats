@@ -67,3 +67,60 @@ COMMANDS="mq-send mq-recv mq-ack mq-nack mq-peek mq-replay mq-rm mq-pause mq-sta
 		[[ $stderr != *"  -d dir"* ]]
 	done
 }
+
+@test "a build without a -dev package names the package and make deps, and compiles nothing" {
+	# a copy of what the targets need, and a pkg-config that finds nothing
+	local src="$BATS_TEST_TMPDIR/src"
+	mkdir -p "$src/bin" "$BATS_TEST_TMPDIR/pc"
+	cp -r "$TOP/Makefile" "$TOP/lib" "$TOP/relayd" "$src"
+	rm -f "$src"/lib/*.o "$src"/lib/*.a
+	export PKG_CONFIG_LIBDIR="$BATS_TEST_TMPDIR/pc" PKG_CONFIG_PATH=
+	run -2 make -s -C "$src" lib/stat.o
+	[ "${lines[0]}" = "lib/stat.o: needs jansson, which pkg-config does not find: install libjansson-dev (run make deps, contrib/install-deps)" ]
+	[ ! -e "$src/lib/stat.o" ]
+	# the daemon: one line per missing package; one given by hand is not looked for
+	run -2 make -s -C "$src" -o lib/libspool.a bin/mq-relayd MHD_CFLAGS= MHD_LIBS='-lmicrohttpd -lgnutls'
+	[ "${#lines[@]}" -eq 4 ] # and make's own "Error 1"
+	[[ ${lines[0]} == "bin/mq-relayd: needs jansson, "*"install libjansson-dev (run make deps"* ]]
+	[[ ${lines[1]} == "bin/mq-relayd: needs libcurl, "*"install libcurl4-openssl-dev (run make deps"* ]]
+	[[ ${lines[2]} == "bin/mq-relayd: needs libcrypto, "*"install libssl-dev (run make deps"* ]]
+	[ ! -e "$src/bin/mq-relayd" ]
+	# the other objects need no package
+	run -0 make -s -C "$src" lib/name.o
+}
+
+@test "make install installs the units with PREFIX filled in, run as spoolmq, and both completions" {
+	local root="$BATS_TEST_TMPDIR/root" u
+	run -0 make -s -C "$TOP" install DESTDIR="$root" PREFIX=/opt/mq
+	local units="$root/opt/mq/lib/systemd/system"
+	for u in mq-relayd.service mq-recv@.service; do
+		[ -f "$units/$u" ]
+		! grep -n '@[A-Z]*@\|/usr/local' "$units/$u"
+		grep -qx 'User=spoolmq' "$units/$u"
+		grep -qx 'NoNewPrivileges=yes' "$units/$u"
+		grep -qx 'ProtectSystem=strict' "$units/$u"
+		grep -qx 'ReadWritePaths=/var/spool/mq' "$units/$u"
+	done
+	grep -qx 'ExecStart=/opt/mq/sbin/mq-relayd -c /etc/mq/relayd.conf' "$units/mq-relayd.service"
+	grep -q '^ExecStart=/opt/mq/bin/mq-recv ' "$units/mq-recv@.service"
+	grep -q '^u spoolmq ' "$root/opt/mq/lib/sysusers.d/spoolmq.conf"
+	grep -q '^d /var/spool/mq .* spoolmq spoolmq' "$root/opt/mq/lib/tmpfiles.d/spoolmq.conf"
+	# bash-completion loads a completion by the command's name
+	for u in $COMMANDS; do
+		[ -e "$root/opt/mq/share/bash-completion/completions/$u" ]
+	done
+	bash -c ". '$root/opt/mq/share/bash-completion/completions/mq-recv' && complete -p $COMMANDS" >/dev/null
+	head -1 "$root/opt/mq/share/zsh/site-functions/_mq" | grep -q "^#compdef $(echo $COMMANDS | sed 's/ mq-relayd$//')"
+	if command -v zsh >/dev/null; then zsh -n "$root/opt/mq/share/zsh/site-functions/_mq"; fi
+}
+
+@test "systemd-analyze verify accepts the installed units" {
+	command -v systemd-analyze >/dev/null || skip "systemd-analyze not installed"
+	local prefix="$BATS_TEST_TMPDIR/prefix"
+	# without DESTDIR, so that the paths in ExecStart= exist
+	run -0 make -s -C "$TOP" install PREFIX="$prefix"
+	cd "$prefix/lib/systemd/system"
+	cp mq-recv@.service mq-recv@thumbs.service
+	MANPATH="$prefix/share/man" run -0 systemd-analyze verify ./mq-relayd.service ./mq-recv@thumbs.service
+	[ -z "$output" ]
+}

@@ -1,6 +1,8 @@
 # SPDX-License-Identifier: MIT
 # mq.bash: bash completion for the spoolmq commands (mq-send, mq-recv,
-# mq-ack, mq-nack, mq-peek, mq-replay, mq-stat, mq-relayd).
+# mq-ack, mq-nack, mq-peek, mq-replay, mq-rm, mq-pause, mq-stat, mq-sub,
+# mq-relayd).  `make install` installs it (as mq-send, the other names
+# linked to it) where bash-completion looks.
 #
 # Install: source it from ~/.bashrc, or copy it as mq-send into
 # /usr/share/bash-completion/completions/ and link the other names to it
@@ -11,7 +13,7 @@
 # spool: -d DIR on the line, else $MQ_SPOOL, else /var/spool/mq for root,
 # else $XDG_STATE_HOME/mq or ~/.local/state/mq), and message ids from
 # mq-peek: claimed ones for mq-ack and mq-nack, dead (or done) ones for
-# mq-replay, all for mq-peek.
+# mq-replay, all for mq-peek and mq-rm; topics from mq-sub ls.
 
 # _mq_words: COMP_WORDS with "--opt" "=" "value" joined back into one word
 # (readline splits at '='); sets the arrays words and cword.
@@ -92,6 +94,17 @@ _mq_queues() {
 	return 0
 }
 
+# _mq_topics: topic names of the spool (mq-sub ls prints TOPIC QUEUE).
+_mq_topics() {
+	local root t rest
+	root=$(_mq_spool)
+	[[ -d $root ]] || return 0
+	while read -r t rest; do
+		_mq_add "$t"
+	done < <(mq-sub -d "$root" ls 2>/dev/null | cut -d" " -f1 | sort -u)
+	return 0
+}
+
 # _mq_ids QUEUE [STATE...]: ids of QUEUE's messages in STATEs (all if none).
 _mq_ids() {
 	local q=$1 root s id rest
@@ -112,7 +125,7 @@ _mq_opts() {
 	case $1 in
 	mq-send)
 		flags="-i -l -h --help --version --strict --no-sync"
-		args="-d -H --id --delay --at --ttl" ;;
+		args="-d -H --id --delay --at --ttl --topic" ;;
 	mq-recv)
 		flags="-c -f -h --help --version"
 		args="-d -n -w -x" ;;
@@ -124,16 +137,25 @@ _mq_opts() {
 		args="-d --delay --dead" ;;
 	mq-peek)
 		flags="-h --help --version --json"
-		args="-d -s" ;;
+		args="-d -s --topic" ;;
 	mq-replay)
-		flags="-n -h --help --version --dry-run --all"
+		flags="-n -h --help --version --dry-run --all --now"
 		args="-d --from --since --until --to" ;;
+	mq-rm)
+		flags="-f -n -h --help --version --all"
+		args="-d -s" ;;
+	mq-pause)
+		flags="-u -h --help --version"
+		args="-d" ;;
+	mq-sub)
+		flags="-h --help --version"
+		args="-d" ;;
 	mq-stat)
 		flags="-h --help --version --json --repair"
 		args="-d" ;;
 	mq-relayd)
 		flags="-n -s -v -h --help --version"
-		args="-c -d" ;;
+		args="-c -d -p" ;;
 	esac
 }
 
@@ -142,7 +164,7 @@ _mq_value() {
 	case $2 in
 	-d)
 		_mq_compgen directory ;;
-	-c)
+	-c | -p)
 		_mq_compgen file ;;
 	-x)
 		_mq_compgen command ;;
@@ -152,6 +174,8 @@ _mq_value() {
 		_mq_add dead 'done' ;;
 	--to)
 		_mq_queues ;;
+	--topic)
+		_mq_topics ;;
 	--delay | --ttl | --extend | -w)
 		[[ -n $cur ]] || _mq_add 30s 5m 1h 1d ;;
 	--since | --until)
@@ -240,11 +264,24 @@ _mq() {
 		else
 			_mq_ids "${pos[0]}" "$from"
 		fi ;;
-	mq-stat)
+	mq-rm)
+		if ((${#pos[@]} == 0)); then
+			_mq_queues
+		else
+			_mq_ids "${pos[0]}"
+		fi ;;
+	mq-pause | mq-stat)
 		_mq_queues ;;
+	mq-sub)
+		case ${#pos[@]} in
+		0) _mq_add add rm ls keep refuse ;;
+		1) _mq_topics ;;
+		*) [[ ${pos[0]} == add || ${pos[0]} == rm ]] && _mq_queues ;;
+		esac ;;
 	mq-relayd) ;;
 	esac
 	return 0
 }
 
-complete -F _mq mq-send mq-recv mq-ack mq-nack mq-peek mq-replay mq-stat mq-relayd
+complete -F _mq mq-send mq-recv mq-ack mq-nack mq-peek mq-replay mq-rm mq-pause mq-stat mq-sub \
+	mq-relayd
