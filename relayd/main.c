@@ -30,7 +30,7 @@ static const char usage[] =
 	"  -c file   the config (default /etc/mq/relayd.conf)\n"
 	"  -d dir    the spool (default $MQ_SPOOL, else /var/spool/mq)\n"
 	"  -n        check the config and exit\n"
-	"  -p file   write the pid to file once started (for kill -HUP), remove it at exit\n"
+	"  -p file   write the pid to file once started (for kill -HUP)\n"
 	"  -s        log to syslog instead of stderr\n"
 	"  -v        verbose: also log each handler, forward and rescan\n";
 
