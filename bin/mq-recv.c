@@ -366,23 +366,17 @@ main(int argc, char **argv)
 			break;
 		/* leases of others end by time alone: take them back when the
 		 * earliest one is due, and look for new ones every REPAIR_EVERY */
-		int64_t now = spool_now(), next_lease = spool_queue_next_lease(q);
-		if (now >= next_repair || (next_lease && now >= next_lease)) {
-			struct spool_repair rep;
-			if (spool_repair(q, 0, &rep, &e) != 0)
-				cli_fail(&e);
-			next_repair = now + REPAIR_EVERY;
-			if (rep.leases > 0)
-				continue;
-			next_lease = rep.next_lease;
-		}
+		long back = spool_queue_tend(q, spool_now(), &next_repair, REPAIR_EVERY, &e);
+		if (back < 0)
+			cli_fail(&e);
+		if (back > 0)
+			continue;
 		int64_t until = next_repair;
 		if (deadline && deadline < until)
 			until = deadline;
 		if (next_due && next_due < until)
 			until = next_due;
-		if (next_lease && next_lease < until)
-			until = next_lease;
+		until = spool_queue_wake_at(q, until);
 		struct pollfd pfd = {spool_watch_fd(w), POLLIN, 0};
 		int pr = poll(&pfd, 1, ms_until(until));
 		if (pr < 0 && errno != EINTR)

@@ -304,6 +304,14 @@ void spool_queue_hold_flush(spool_queue *q);
 
 /* The earliest live lease deadline the last repair saw (0: none). */
 int64_t spool_queue_next_lease(const spool_queue *q);
+/* (tend.c) What time alone brings a running consumer of q: the light repair
+ * once the earliest lease seen has run out, or once *next_repair has come
+ * (then moved every ms on; next_repair NULL or *next_repair 0: only the
+ * leases).  The claims taken back (> 0: look again), 0, or -1 with e set. */
+long spool_queue_tend(spool_queue *q, int64_t now, int64_t *next_repair, int64_t every,
+                      struct spool_err *e);
+/* The earlier of t (0: none) and the earliest lease of q: when to wake. */
+int64_t spool_queue_wake_at(const spool_queue *q, int64_t t);
 
 /* A message claimed earlier (by -c), by id or by path: 0, or -1 with EX_NOTFOUND
  * when it is not (or no longer) claimed. */

@@ -231,15 +231,15 @@ static void
 take_back(struct consumer *c, int64_t now)
 {
 	struct spool_err e = {0};
-	int64_t t = c->q ? spool_queue_next_lease(c->q) : 0;
-	if (!t || now < t || c->retired)
+	if (!c->q || c->retired)
 		return;
-	struct spool_repair rep;
-	if (spool_repair(c->q, 0, &rep, &e) != 0)
+	long back = spool_queue_tend(c->q, now, NULL, 0, &e); /* the periodic one: queues_rescan */
+	if (back < 0)
 		logmsg(LOG_ERR, "%s: %s", c->queue, e.msg);
-	else if (rep.leases)
-		logmsg(LOG_WARNING, "%s: took back %ld expired leases", c->queue, rep.leases);
-	c->next_due = 0;
+	else if (back > 0)
+		logmsg(LOG_WARNING, "%s: took back %ld expired leases", c->queue, back);
+	if (back != 0)
+		c->next_due = 0;
 }
 
 static void
@@ -268,7 +268,7 @@ queues_pass(struct relayd *r)
 		if (!c->q && !c->rest_until)
 			earlier(&t, now + REOPEN_EVERY);
 		if (c->q)
-			earlier(&t, spool_queue_next_lease(c->q));
+			t = spool_queue_wake_at(c->q, t);
 		loop_timer_set(r->loop, &c->wake, t);
 	}
 	if (!loop_timer_armed(&r->check_timer))
