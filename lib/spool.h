@@ -87,7 +87,7 @@ void spool_queue_close(spool_queue *q);
 const char *spool_queue_name(const spool_queue *q);
 const char *spool_queue_path(const spool_queue *q); /* absolute */
 
-/* ---- per-queue settings (config.c) ---- */
+/* ---- per-queue settings (config.c; spool_queue_config, spool_queue_stale: spool.c) ---- */
 
 struct spool_config {
 	int64_t lease;         /* ms a claim lasts unless extended */
@@ -255,7 +255,7 @@ void spool_import_free(spool_import *im);
  * a receiver first opens a queue).  The number of markers made, or -1. */
 long spool_received_repair(spool_queue *q, struct spool_err *e);
 
-/* ---- claiming and finishing (claim.c) ---- */
+/* ---- claiming and finishing (claim.c; holders: holder.c; tending: tend.c; spool_msg_*: msg.c) ---- */
 
 /* Claim the oldest due message under a lease: 1 claimed (*out set), 0 none
  * due (*next_due set to the earliest future due time, or 0 if new/ is
@@ -304,7 +304,7 @@ void spool_queue_hold_flush(spool_queue *q);
 
 /* The earliest live lease deadline the last repair saw (0: none). */
 int64_t spool_queue_next_lease(const spool_queue *q);
-/* (tend.c) What time alone brings a running consumer of q: the light repair
+/* What time alone brings a running consumer of q: the light repair
  * once the earliest lease seen has run out, or once *next_repair has come
  * (then moved every ms on; next_repair NULL or *next_repair 0: only the
  * leases).  The claims taken back (> 0: look again), 0, or -1 with e set. */
@@ -470,7 +470,7 @@ int spool_tally_add(spool_tally *t, spool_queue *q, size_t slot, struct spool_er
 int spool_tally_read(spool_tally *t, struct spool_tally_counts *c, size_t nslots);
 void spool_tally_free(spool_tally *t);
 
-/* ---- listing (peek.c) ---- */
+/* ---- listing (peek.c; the JSON: peekjson.c; failures: reason.c) ---- */
 
 enum spool_state { SPOOL_READY, SPOOL_DELAYED, SPOOL_CLAIMED, SPOOL_DEAD, SPOOL_DONE };
 struct spool_entry {
@@ -497,7 +497,7 @@ typedef int spool_entry_fn(const struct spool_entry *en, void *arg);
 int spool_list(spool_queue *q, unsigned states, int flags, spool_entry_fn *fn, void *arg,
                struct spool_err *e);
 const char *spool_state_name(enum spool_state s);
-/* (peekjson.c) The JSON of a listed message (listed with SPOOL_LIST_PEEK), as mq-peek
+/* The JSON of a listed message (listed with SPOOL_LIST_PEEK), as mq-peek
  * --json prints it: a new json_t *, as void * so that this header needs no
  * jansson. */
 void *spool_entry_json(spool_queue *q, const struct spool_entry *en);
@@ -519,7 +519,7 @@ struct spool_failure {
 /* 1 filled, 0 none known (never failed, or a claimed or done message). */
 int spool_entry_failure(spool_queue *q, const struct spool_entry *en, struct spool_failure *f);
 
-/* ---- figures of a queue (stat.c): mq-stat, mq-relayd's /v1/stats and /metrics ---- */
+/* ---- figures of a queue (stat.c; corrupt/: corrupt.c): mq-stat, mq-relayd's /v1/stats and /metrics ---- */
 
 #define SPOOL_STAT_NB 11 /* backlog buckets: under 1, 5, 10 ... 1280 minutes, and older */
 extern const int spool_stat_buckets[SPOOL_STAT_NB - 1]; /* their upper bounds, minutes */
@@ -543,7 +543,7 @@ char **spool_corrupt_list(spool_queue *q, struct spool_err *e);
  * void * so that this header needs no jansson); rep may be NULL. */
 void *spool_stat_json(const char *queue, const struct spool_stat *s, const struct spool_repair *rep);
 
-/* ---- small parsers and helpers (util.c) ---- */
+/* ---- small parsers and helpers (util.c; spool_trim: config.c) ---- */
 
 int64_t spool_now(void);
 /* The latest time a message name can hold: 13 digits of ms (year 2286).
