@@ -155,7 +155,7 @@ spool_claim(spool_queue *q, spool_msg **out, int64_t *next_due, struct spool_err
 	*out = NULL;
 	if (next_due)
 		*next_due = 0;
-	if (!q->reaped && spool_repair(q, 0, NULL, e) < 0)
+	if (!q->repaired && spool_repair(q, 0, NULL, e) < 0)
 		return -1;
 	for (;;) {
 		if (!l->valid && !(!q->hint_tried && hint_read(q))) {
@@ -346,7 +346,7 @@ spool_repair(spool_queue *q, int flags, struct spool_repair *out, struct spool_e
 	struct spool_repair r = {0};
 	int64_t now = spool_now();
 
-	q->reaped = true;
+	q->repaired = true;
 	if (repair_leases(q, now, &r, e) != 0)
 		return -1;
 	/* publishes to topics that were interrupted, before their links in

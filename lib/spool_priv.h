@@ -51,12 +51,12 @@ struct spool_queue {
 	int deadfd, donefd;    /* opened on first use, -1 before */
 	struct spool_config cfg;
 	struct spool_list ready;
-	bool reaped;           /* spool_repair has run in this process */
+	bool repaired;         /* spool_repair has run in this process */
 	bool look;             /* opened with SPOOL_LOOK: a missing new/, cur/ is -1 */
 	char *spare;           /* a first-block buffer to reuse (HEAD_FIRST bytes) */
 	bool hint_tried;       /* QUEUE/.head was read (once per process) */
 	bool hint_seen;        /* a QUEUE/.head exists, as far as we know */
-	int64_t next_lease;    /* earliest live lease seen by the last reap */
+	int64_t next_lease;    /* earliest live lease seen by the last repair */
 	uint64_t commits;      /* import commits into it by this process (import.c) */
 	bool marks_missing;    /* a received/ marker could not be written (import.c) */
 	/* this process as the holder of its claims (holder.c) */

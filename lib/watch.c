@@ -168,7 +168,7 @@ spool_watch_read(spool_watch *w, spool_watch_fn *fn, void *arg, struct spool_err
 						snprintf(path, sizeof path, "holders/%s", ev->len ? ev->name : "");
 						if (fstatat(x->q->fd, path, &st, AT_SYMLINK_NOFOLLOW) != 0)
 							continue;
-						x->q->reaped = false;
+						x->q->repaired = false;
 						hit[nhit++] = x->q;
 					}
 				}
