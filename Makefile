@@ -27,6 +27,8 @@ CURL_CFLAGS    ?= $(shell $(PKG_CONFIG) --cflags libcurl 2>/dev/null)
 CURL_LIBS      ?= $(shell $(PKG_CONFIG) --libs libcurl 2>/dev/null || echo -lcurl)
 MHD_CFLAGS     ?= $(shell $(PKG_CONFIG) --cflags libmicrohttpd 2>/dev/null)
 MHD_LIBS       ?= $(shell $(PKG_CONFIG) --libs libmicrohttpd gnutls 2>/dev/null || echo -lmicrohttpd -lgnutls)
+# crypt_r(3) for the dashboard's password file (libxcrypt)
+CRYPT_LIBS     ?= $(shell $(PKG_CONFIG) --libs libxcrypt 2>/dev/null || echo -lcrypt)
 CRYPTO_CFLAGS  ?= $(shell $(PKG_CONFIG) --cflags libcrypto 2>/dev/null)
 CRYPTO_LIBS    ?= $(shell $(PKG_CONFIG) --libs libcrypto 2>/dev/null || echo -lcrypto)
 
@@ -37,7 +39,9 @@ CMDS     := $(patsubst %.c,%,$(sort $(wildcard bin/mq-*.c))) bin/mq-relayd
 # mq-relayd is a folder of its own (relayd/): the only code that links
 # libcurl and libmicrohttpd, which lib/ must never include (lib-check).
 RELAYD_SRCS := $(sort $(wildcard relayd/*.c))
-RELAYD_HDRS := $(wildcard relayd/*.h)
+RELAYD_HDRS := $(wildcard relayd/*.h) relayd/web/assets.h
+# the dashboard's page, script and style (relayd/web/), built into the binary
+WEB_FILES := $(sort $(wildcard relayd/web/*.html relayd/web/*.js relayd/web/*.css))
 # which commands need which libraries (only these link them)
 JSON_CMDS  = bin/mq-peek bin/mq-stat
 DAEMON_CMDS = bin/mq-relayd
@@ -67,10 +71,13 @@ bin/%: bin/%.c lib/libspool.a $(LIB_HDRS)
 	    $(if $(SAN)$(filter $@,$(JSON_CMDS)),,$(STATIC)) \
 	    $(if $(filter $@,$(JSON_CMDS)),$(JANSSON_LIBS))
 
-bin/mq-relayd: $(RELAYD_SRCS) $(RELAYD_HDRS) lib/libspool.a $(LIB_HDRS)
+relayd/web/assets.c: $(WEB_FILES) relayd/web/embed.sh
+	sh relayd/web/embed.sh $(WEB_FILES) >$@.tmp && mv $@.tmp $@
+
+bin/mq-relayd: $(RELAYD_SRCS) $(RELAYD_HDRS) relayd/web/assets.c lib/libspool.a $(LIB_HDRS)
 	$(CC) $(ALL_CFLAGS) -Irelayd $(JANSSON_CFLAGS) $(CURL_CFLAGS) $(MHD_CFLAGS) $(CRYPTO_CFLAGS) \
-	    -o $@ $(RELAYD_SRCS) lib/libspool.a $(LDFLAGS) \
-	    $(JANSSON_LIBS) $(CURL_LIBS) $(MHD_LIBS) $(CRYPTO_LIBS) -pthread
+	    -o $@ $(RELAYD_SRCS) relayd/web/assets.c lib/libspool.a $(LDFLAGS) \
+	    $(JANSSON_LIBS) $(CURL_LIBS) $(MHD_LIBS) $(CRYPTO_LIBS) $(CRYPT_LIBS) -pthread
 
 deps:
 	@contrib/install-deps
@@ -172,14 +179,14 @@ lint:
 	for m in man/*.[1578]; do mandoc -Tlint -W warning $$m; done
 	$(CPPCHECK) -q --error-exitcode=1 --inline-suppr --enable=warning,performance,portability \
 	    --std=c11 -D_GNU_SOURCE -DSPOOL_VERSION='"lint"' '-Dnoreturn=__attribute__((noreturn))' \
-	    --suppress=missingIncludeSystem -Ilib -Irelayd -Ifuzz lib bin relayd fuzz
+	    --suppress=missingIncludeSystem -Ilib -Irelayd -Ifuzz -irelayd/web/assets.c lib bin relayd fuzz
 	@echo "$(CLANG_TIDY): $(words $(LINT_SRCS)) files"
 	@printf '%s\n' $(LINT_SRCS) | xargs -P $(LINT_JOBS) -I{} sh -c \
 	    'out=$$($(CLANG_TIDY) --quiet "$$0" -- $(LINT_FLAGS) 2>&1); rc=$$?; \
 	    printf "%s\n" "$$out" | grep -v "^[0-9]* warnings\? generated\.$$" | grep .; exit $$rc' {}
 
 clean:
-	rm -f lib/*.o lib/libspool.a $(CMDS)
+	rm -f lib/*.o lib/libspool.a $(CMDS) relayd/web/assets.c
 	rm -rf fuzz/build
 
 .PHONY: all lib-check deps demo check bench stress fuzz fuzz-corpus install fmt lint clean
