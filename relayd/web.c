@@ -247,12 +247,13 @@ static json_t *
 queue_json(const char *name, const struct spool_stat *st)
 {
 	int64_t old = oldest_waiting(st);
-	return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:b, s:I}", "queue", name,
+	return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:b, s:I}", "queue", name,
 	                 "ready", (json_int_t)st->n[SPOOL_READY], "delayed",
 	                 (json_int_t)st->n[SPOOL_DELAYED], "in_flight", (json_int_t)st->n[SPOOL_CLAIMED],
 	                 "dead", (json_int_t)st->n[SPOOL_DEAD], "kept", (json_int_t)st->n[SPOOL_DONE],
 	                 "bytes", (json_int_t)st->bytes, "corrupt", (json_int_t)st->corrupt,
 	                 "oldest_age", old ? json_integer((st->now - old) / 1000) : json_null(),
+	                 "oldest", old ? json_integer(old) : json_null(),
 	                 "paused", st->paused, "expired_leases", (json_int_t)st->lapsed);
 }
 
@@ -302,15 +303,16 @@ sample_at(const struct web *w, size_t i) /* 0: the oldest kept */
 	return &w->ring[(w->head + SAMPLES - w->nring + i) % SAMPLES];
 }
 
-/* Rates per second between samples, the last from the newest sample to
- * now; "now" the rate of the last interval (at least 2 s long). */
+/* Rates per second between samples (interval i from from[i] to t[i], s),
+ * the last from the newest sample to now; "now" the rate of the last
+ * interval at least 2 s long. */
 static json_t *
 rates_json(struct web *w, long long backlog)
 {
 	static const char *const names[] = {"received", "handled", "forwarded", "failed"};
 	struct sample now;
 	take_sample(w, &now, backlog);
-	json_t *t = json_array(), *series[4], *bl = json_array();
+	json_t *t = json_array(), *from = json_array(), *series[4], *bl = json_array();
 	for (int k = 0; k < 4; k++)
 		series[k] = json_array();
 	const struct sample *prev = NULL;
@@ -320,6 +322,7 @@ rates_json(struct web *w, long long backlog)
 			double dt = (double)(s->at - prev->at) / 1000.0;
 			long long d[4] = {s->received - prev->received, s->handled - prev->handled,
 			                  s->forwarded - prev->forwarded, s->failed - prev->failed};
+			json_array_append_new(from, json_integer(prev->at / 1000));
 			json_array_append_new(t, json_integer(s->at / 1000));
 			for (int k = 0; k < 4; k++)
 				json_array_append_new(series[k], json_real((double)d[k] / dt));
@@ -345,8 +348,8 @@ rates_json(struct web *w, long long backlog)
 		}
 		json_object_set_new(cur, names[k], json_real(v));
 	}
-	json_t *o = json_pack("{s:i, s:o, s:o, s:{s:o, s:o, s:o, s:o}, s:o}", "interval",
-	                      SAMPLE_EVERY / 1000, "now", cur, "t", t, "series", names[0], series[0],
+	json_t *o = json_pack("{s:i, s:o, s:o, s:o, s:{s:o, s:o, s:o, s:o}, s:o}", "interval",
+	                      SAMPLE_EVERY / 1000, "now", cur, "from", from, "t", t, "series", names[0], series[0],
 	                      names[1], series[1], names[2], series[2], names[3], series[3], "backlog", bl);
 	return o;
 }
@@ -378,11 +381,12 @@ forwards_json(struct relayd *r)
 	return a;
 }
 
+/* the enqueue time of the oldest waiting message, ms; none sorts last */
 static int64_t
-jage(const json_t *q)
+joldest(const json_t *q)
 {
-	const json_t *v = json_object_get(q, "oldest_age");
-	return json_is_integer(v) ? (int64_t)json_integer_value(v) : -1;
+	const json_t *v = json_object_get(q, "oldest");
+	return json_is_integer(v) ? (int64_t)json_integer_value(v) : INT64_MAX;
 }
 
 static int
@@ -397,8 +401,8 @@ static int
 by_age(const void *a, const void *b)
 {
 	const json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
-	int64_t d = jage(y) - jage(x);
-	return d ? (d > 0 ? 1 : -1) : strcmp(jstr(x, "queue"), jstr(y, "queue"));
+	int64_t tx = joldest(x), ty = joldest(y);
+	return tx != ty ? (tx < ty ? -1 : 1) : strcmp(jstr(x, "queue"), jstr(y, "queue"));
 }
 
 /* sort: "dead" (most first), "age" (oldest first), else by name */
@@ -827,12 +831,14 @@ overview_html(const json_t *j)
 	for (int k = 0; k < 4; k++)
 		fprintf(o, "<span class=\"rate s-%s\">%s <b data-k=\"%s\">%.1f</b>/s</span> ", series[k],
 		        label[k], series[k], json_real_value(json_object_get(now, series[k])));
-	fputs("</p><svg id=\"chart\" viewBox=\"0 0 720 140\" preserveAspectRatio=\"none\" "
-	      "role=\"img\" aria-label=\"rates of the last hour\"></svg></section>\n", o);
+	fputs("</p><div class=\"chart\"><span class=\"ymax\" id=\"chart-max\"></span>"
+	      "<svg id=\"chart\" viewBox=\"0 0 720 140\" preserveAspectRatio=\"none\" "
+	      "role=\"img\" aria-label=\"rates of the last hour\"></svg>"
+	      "<span class=\"x0\" id=\"chart-x0\">an hour ago</span><span class=\"x1\">now</span></div></section>\n", o);
 	/* consumers and forwards */
 	const json_t *cs = json_object_get(j, "consumers"), *fs = json_object_get(j, "forwards"), *c;
 	size_t i;
-	fputs("<section><h2>Consumers</h2><table id=\"consumers\" class=\"grid\"><thead><tr>"
+	fputs("<div class=\"pair\"><section><h2>Consumers</h2><table id=\"consumers\" class=\"grid\"><thead><tr>"
 	      "<th>queue</th><th>command</th><th class=\"num\">concurrency</th>"
 	      "<th class=\"num\">running</th><th>state</th></tr></thead><tbody>\n", o);
 	json_array_foreach(cs, i, c) {
@@ -872,7 +878,7 @@ overview_html(const json_t *j)
 	fputs("</tbody></table>", o);
 	if (!json_array_size(fs))
 		fputs("<p class=\"none\">No forward lines.</p>", o);
-	fputs("</section>\n", o);
+	fputs("</section></div>\n", o);
 	if (fclose(o) != 0) {
 		free(buf);
 		return NULL;
@@ -1264,7 +1270,9 @@ origin_ok(struct web *w, struct MHD_Connection *conn)
 {
 	const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
 	const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host");
-	if (!origin) {
+	/* a form posted under Referrer-Policy: no-referrer says "Origin: null";
+	 * then the browser's own Sec-Fetch-Site (no page can set it) tells */
+	if (!origin || strcmp(origin, "null") == 0) {
 		const char *site = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Sec-Fetch-Site");
 		return site && strcmp(site, "same-origin") == 0;
 	}
@@ -1355,8 +1363,10 @@ serve_get(struct web *w, struct wreq *rq, struct MHD_Connection *conn, const cha
 		json_decref(j);
 		return res;
 	}
-	if (sp == 1 && verb[0])
-		return text_answer(rq, conn, 405, "POST only\n", "Allow", "POST");
+	if (sp == 1 && spool_queue_name_ok(queue) &&
+	    (strcmp(verb, "pause") == 0 || strcmp(verb, "resume") == 0 || strcmp(verb, "replay") == 0 ||
+	     strcmp(verb, "delete") == 0))
+		return text_answer(rq, conn, 405, "POST only\n", "Allow", w->actions ? "POST" : "");
 	return text_answer(rq, conn, 404, "no such page\n", NULL, NULL);
 }
 
@@ -1400,11 +1410,16 @@ act_one(const struct spool_entry *en, void *arg)
 #define ACTION_LOG_IDS 40
 
 static void
-audit(const char *who, const char *verb, const char *queue, char **ids, size_t nids, long done)
+audit(const char *who, const char *verb, const char *queue, char **ids, size_t nids, long done,
+      bool all)
 {
-	if (!ids || !nids) {
-		logmsg(LOG_NOTICE, "dashboard: %s: %s queue %s%s (%ld messages)", who, verb, queue,
-		       ids ? "" : " all dead letters", done);
+	if (all) {
+		logmsg(LOG_NOTICE, "dashboard: %s: %s queue %s: all dead letters (%ld done)", who, verb,
+		       queue, done);
+		return;
+	}
+	if (!nids) {
+		logmsg(LOG_NOTICE, "dashboard: %s: %s queue %s%s", who, verb, queue, done ? "" : " (failed)");
 		return;
 	}
 	for (size_t i = 0; i < nids; i += ACTION_LOG_IDS) {
@@ -1446,7 +1461,7 @@ serve_post(struct web *w, struct wreq *rq, struct MHD_Connection *conn, const ch
 		if ((pause ? spool_queue_pause(q, &e) : spool_queue_resume(q, &e)) != 0) {
 			status = 500, msg = e.msg;
 		}
-		audit(rq->who, verb, queue, NULL, 0, status == 200);
+		audit(rq->who, verb, queue, NULL, 0, status == 200, false);
 		a.done = status == 200;
 	} else {
 		char buf[64];
@@ -1485,7 +1500,7 @@ serve_post(struct web *w, struct wreq *rq, struct MHD_Connection *conn, const ch
 				status = a.done ? 207 : 404, msg = "some ids were not found";
 			if (replay)
 				r->n.replayed += a.done;
-			audit(rq->who, verb, queue, all ? NULL : ids, nids, a.done);
+			audit(rq->who, verb, queue, ids, nids, a.done, all);
 		}
 	}
 	free(a.found);
@@ -1509,6 +1524,15 @@ serve_post(struct web *w, struct wreq *rq, struct MHD_Connection *conn, const ch
 }
 
 /* ---- the server ---- */
+
+/* Paths are taken as they came: a '%' makes a queue name or id invalid, so
+ * "%2F" or "%2E%2E" are refused, never decoded into a path. */
+static size_t
+no_unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+	(void)cls, (void)c;
+	return strlen(s);
+}
 
 static enum MHD_Result
 on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
@@ -1759,6 +1783,7 @@ web_start(struct relayd *r, struct spool_err *e)
 	opts[k++] = (struct MHD_OptionItem){MHD_OPTION_PER_IP_CONNECTION_LIMIT, 32, NULL};
 	opts[k++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, 60, NULL};
 	opts[k++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, NULL};
+	opts[k++] = (struct MHD_OptionItem){MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)no_unescape, NULL};
 	if (d->tls_cert) {
 		flags |= MHD_USE_TLS;
 		w->tls = true;

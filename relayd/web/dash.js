@@ -72,8 +72,8 @@
 		var v = qs.slice();
 		if (sort === 'dead') v.sort(function (a, b) { return b.dead - a.dead || (a.queue < b.queue ? -1 : 1); });
 		else if (sort === 'age') v.sort(function (a, b) {
-			var x = a.oldest_age === null ? -1 : a.oldest_age, y = b.oldest_age === null ? -1 : b.oldest_age;
-			return y - x || (a.queue < b.queue ? -1 : 1);
+			var x = a.oldest === null ? Infinity : a.oldest, y = b.oldest === null ? Infinity : b.oldest;
+			return x < y ? -1 : x > y ? 1 : (a.queue < b.queue ? -1 : 1);
 		});
 		return v;
 	}
@@ -101,26 +101,28 @@
 		if (!svg) return;
 		while (svg.firstChild) svg.removeChild(svg.firstChild);
 		var W = 720, H = 140, pad = 14, names = ['received', 'handled', 'forwarded', 'failed'];
+		// the last hour, or since the daemon started (5 minutes at least)
 		var now = Date.now() / 1000, max = 1;
+		var span = r.from.length ? Math.min(3600, Math.max(300, now - r.from[0])) : 3600;
+		var x0 = document.getElementById('chart-x0');
+		if (x0) x0.textContent = age(span) + ' ago';
 		names.forEach(function (k) { r.series[k].forEach(function (v) { if (v > max) max = v; }); });
 		var line = document.createElementNS(SVG, 'line');
 		line.setAttribute('class', 'axis');
 		line.setAttribute('x1', 0); line.setAttribute('x2', W);
 		line.setAttribute('y1', H - pad); line.setAttribute('y2', H - pad);
 		svg.appendChild(line);
-		var top = document.createElementNS(SVG, 'text');
-		top.setAttribute('x', 2); top.setAttribute('y', 10);
-		top.textContent = max.toFixed(1) + '/s';
-		svg.appendChild(top);
-		var left = document.createElementNS(SVG, 'text');
-		left.setAttribute('x', 2); left.setAttribute('y', H - 2);
-		left.textContent = '-60m';
-		svg.appendChild(left);
+		var top = document.getElementById('chart-max');
+		if (top) top.textContent = max.toFixed(1) + '/s';
 		names.forEach(function (k) {
 			var pts = [];
+			// a step each interval: its rate from its start to its end
 			r.t.forEach(function (t, i) {
-				var x = W - (now - t) / 3600 * W, y = H - pad - r.series[k][i] / max * (H - 2 * pad);
-				if (x >= 0) pts.push(x.toFixed(1) + ',' + y.toFixed(1));
+				var y = (H - pad - r.series[k][i] / max * (H - 2 * pad)).toFixed(1);
+				[r.from[i], t].forEach(function (at) {
+					var x = W - (now - at) / span * W;
+					pts.push(Math.max(0, Math.min(W, x)).toFixed(1) + ',' + y);
+				});
 			});
 			if (!pts.length) return;
 			var p = document.createElementNS(SVG, 'polyline');
