@@ -112,6 +112,11 @@ check: deps
 bench: all
 	bench/run
 
+# doc/dashboard.png, the README's picture of the dashboard, taken by the
+# browser test that checks it (t/0090-dashboard.bats; needs chromium).
+screenshot: all
+	DASHBOARD_SCREENSHOT=$(CURDIR)/doc/dashboard.png bats -f 'a screenshot' t/0090-dashboard.bats
+
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
 	    $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(MANDIR)/man8
@@ -189,5 +194,5 @@ clean:
 	rm -f lib/*.o lib/libspool.a $(CMDS) relayd/web/assets.c
 	rm -rf fuzz/build
 
-.PHONY: all lib-check deps demo check bench stress fuzz fuzz-corpus install fmt lint clean
+.PHONY: all lib-check deps demo check bench screenshot stress fuzz fuzz-corpus install fmt lint clean
 .DELETE_ON_ERROR:

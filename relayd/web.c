@@ -825,7 +825,7 @@ overview_html(const json_t *j)
 	fputs("</section>\n", o);
 	/* rates: figures now (for scripts off), the chart drawn by the script */
 	const json_t *now = json_object_get(json_object_get(j, "rates"), "now");
-	fputs("<section><h2>Rates <small>per second, the last hour</small></h2><p id=\"rates\">", o);
+	fputs("<section><h2>Rates <small>per second, up to the last hour</small></h2><p id=\"rates\">", o);
 	static const char *const series[] = {"received", "handled", "forwarded", "failed"};
 	static const char *const label[] = {"received", "acked", "forwarded", "failed"};
 	for (int k = 0; k < 4; k++)
