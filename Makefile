@@ -151,6 +151,8 @@ FUZZ_REPLAYS := $(FUZZ_TARGETS:%=fuzz/build/replay_%)
 FUZZ_SRCS_relayd_conf = relayd/conf.c
 FUZZ_SRCS_request = relayd/parse.c
 FUZZ_SRCS_tokens  = relayd/parse.c
+FUZZ_SRCS_dashboard = relayd/parse.c
+FUZZ_LIBS_dashboard = $(CRYPTO_LIBS)
 FUZZ_LIBS_request = $(CRYPTO_LIBS)
 FUZZ_LIBS_tokens  = $(CRYPTO_LIBS)
 

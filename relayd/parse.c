@@ -327,7 +327,7 @@ form_value(const char *body, size_t len, const char *name, size_t nth, char *out
 					ch = hi * 16 + lo;
 					c += 2;
 				}
-				if (k + 1 >= outlen)
+				if (k + 1 >= outlen || ch == 0) /* a NUL would cut the value short unseen */
 					return -1;
 				out[k++] = (char)ch;
 			}
