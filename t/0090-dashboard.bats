@@ -453,6 +453,45 @@ id_in() { mq-peek "$1" | awk -v s="$2" '$1 == s {print $2; exit}'; }
 	[ "$(log_count 'dashboard: local: pause queue idle')" -eq 1 ]
 }
 
+@test "dashboard in Chromium: with actions off the page has no buttons, and a POST from it is 405" {
+	need_chromium
+	start_dashboard
+	fill_spool
+	local token="document.querySelector('meta[name=csrf-token]').content"
+	run -0 $CDP "$DASH/q/broken" \
+		'wait 10 document.body.dataset.refreshes > 0' \
+		"eval document.querySelectorAll('form, button').length" \
+		"eval fetch('/q/broken/replay', {method: 'POST', headers: {'X-CSRF-Token': $token}, body: new URLSearchParams({all: 1})}).then(r => r.status)" \
+		"eval fetch('/q/idle/resume', {method: 'PUT', headers: {'X-CSRF-Token': $token}}).then(r => r.status)" \
+		"eval fetch('/q/broken', {method: 'DELETE'}).then(r => r.status)"
+	[ "${lines[0]}" = 0 ]
+	[ "${lines[1]}" = 405 ]
+	[ "${lines[2]}" = 405 ]
+	[ "${lines[3]}" = 405 ]
+	[ "$(count broken dead)" -eq 2 ]
+	[ -e "$MQ_SPOOL/idle/paused" ]
+}
+
+@test "dashboard in Chromium: a hundred queues, filtered by name as one types" {
+	need_chromium
+	start_dashboard
+	local i
+	for i in $(seq -w 1 100); do echo x | mq-send "q$i"; done
+	echo y | mq-send q042
+	run -0 $CDP "$DASH/" \
+		'wait 10 document.body.dataset.refreshes > 0' \
+		"eval document.querySelectorAll('#queues tbody tr').length" \
+		"eval (f => { f.value = 'q04'; f.dispatchEvent(new Event('input')); })(document.getElementById('filter'))" \
+		"eval Array.from(document.querySelectorAll('#queues tbody tr')).map(r => r.dataset.queue).join(' ')" \
+		'wait 10 document.body.dataset.refreshes > 2' \
+		"eval document.querySelectorAll('#queues tbody tr').length" \
+		"eval $(cell q042 ready)"
+	[ "${lines[0]}" = 100 ]
+	[ "${lines[2]}" = '"q040 q041 q042 q043 q044 q045 q046 q047 q048 q049"' ]
+	[ "${lines[3]}" = 10 ]
+	[ "${lines[4]}" = '"2"' ]
+}
+
 @test "dashboard in Chromium: a screenshot of the overview (DASHBOARD_SCREENSHOT=FILE keeps it)" {
 	need_chromium
 	# a consumer that takes its queue's messages, a forward to a peer that
