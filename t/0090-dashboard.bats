@@ -282,6 +282,40 @@ id_in() { mq-peek "$1" | awk -v s="$2" '$1 == s {print $2; exit}'; }
 	[ "$CODE" = 401 ]
 }
 
+@test "dashboard: over TLS with a login, the Origin of an action is https" {
+	make_certs
+	printf 'admin:%s\n' "$(openssl passwd -6 pw)" >"$T/pw"
+	chmod 600 "$T/pw"
+	start_dashboard_tls() {
+		local try
+		for try in 1 2 3; do
+			DASH_PORT=$(free_port)
+			DASH="https://127.0.0.1:$DASH_PORT"
+			relayd_conf "dashboard 127.0.0.1:$DASH_PORT" "	password-file $T/pw" "	actions on" \
+				"	tls-cert $T/tls/server.pem" "	tls-key $T/tls/server.key"
+			start_relayd && wait_http "$DASH/" && return
+		done
+		return 1
+	}
+	start_dashboard_tls
+	log_has "dashboard on https://127.0.0.1:$DASH_PORT/ \(login required, actions on\)"
+	req GET "$DASH/" --cacert "$T/tls/ca.pem"
+	[ "$CODE" = 401 ]
+	req GET "$DASH/" --cacert "$T/tls/ca.pem" -u admin:pw
+	[ "$CODE" = 200 ]
+	csrf=$(sed -n 's/.*name="csrf-token" content="\([0-9a-f]*\)".*/\1/p' <<<"$BODY")
+	echo x | mq-send work
+	req POST "$DASH/q/work/pause" --cacert "$T/tls/ca.pem" -u admin:pw \
+		-H "Origin: http://127.0.0.1:$DASH_PORT" -H "X-CSRF-Token: $csrf"
+	[ "$CODE" = 403 ]
+	req POST "$DASH/q/work/pause" --cacert "$T/tls/ca.pem" -u admin:pw \
+		-H "Origin: $DASH" -H "X-CSRF-Token: $csrf"
+	[ "$CODE" = 303 ]
+	[ -e "$MQ_SPOOL/work/paused" ]
+	req GET "http://127.0.0.1:$DASH_PORT/"
+	[ "$CODE" != 200 ]
+}
+
 @test "dashboard: the JSON of the overview, a queue and a message" {
 	start_dashboard
 	fill_spool
