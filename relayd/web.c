@@ -426,11 +426,11 @@ overview_json(struct web *w, const char *sort)
 	spool_strv_free(names);
 	size_t nq = json_array_size(queues);
 	if (sort && nq > 1 && (strcmp(sort, "dead") == 0 || strcmp(sort, "age") == 0)) {
-		json_t **v = calloc(nq, sizeof *v);
+		json_t **v = calloc(nq, sizeof(json_t *));
 		if (v) {
 			for (size_t i = 0; i < nq; i++)
 				v[i] = json_incref(json_array_get(queues, i));
-			qsort(v, nq, sizeof *v, sort[0] == 'd' ? by_dead : by_age);
+			qsort(v, nq, sizeof(json_t *), sort[0] == 'd' ? by_dead : by_age); /* NOLINT(bugprone-sizeof-expression): of pointers */
 			json_array_clear(queues);
 			for (size_t i = 0; i < nq; i++)
 				json_array_append_new(queues, v[i]);
@@ -597,14 +597,14 @@ queue_page_json(struct web *w, const char *name, struct spool_err *e)
 	for (size_t i = 0; i < c->ndead; i++)
 		json_array_append_new(dead, entry_json(q, &c->dead[i].en, now));
 	size_t ng = json_object_size(c->groups), k = 0;
-	json_t **gv = calloc(ng + 1, sizeof *gv);
+	json_t **gv = calloc(ng + 1, sizeof(json_t *));
 	const char *key;
 	json_t *g;
 	json_object_foreach(c->groups, key, g)
 		if (gv)
 			gv[k++] = g;
 	if (gv) {
-		qsort(gv, k, sizeof *gv, groups_by_count);
+		qsort(gv, k, sizeof(json_t *), groups_by_count); /* NOLINT(bugprone-sizeof-expression): of pointers */
 		for (size_t i = 0; i < k && i < GROUPS; i++)
 			json_array_append(groups, gv[i]);
 	}
@@ -702,14 +702,14 @@ render(struct web *w, const struct fill *f)
 	while (p < end) {
 		const char *at = memchr(p, '@', (size_t)(end - p));
 		if (!at) {
-			fwrite(p, 1, (size_t)(end - p), o);
+			(void)fwrite(p, 1, (size_t)(end - p), o); /* a memstream: fclose says */
 			break;
 		}
-		fwrite(p, 1, (size_t)(at - p), o);
+		(void)fwrite(p, 1, (size_t)(at - p), o);
 		const char *close = memchr(at + 1, '@', (size_t)(end - at - 1));
 		size_t n = close ? (size_t)(close - at - 1) : 0;
 		const char *word = at + 1;
-#define IS(s) (n == sizeof s - 1 && memcmp(word, s, n) == 0)
+#define IS(s) (n == sizeof(s) - 1 && memcmp(word, (s), n) == 0)
 		if (IS("TITLE"))
 			esc(o, f->title);
 		else if (IS("PAGE"))
