@@ -430,7 +430,8 @@ overview_json(struct web *w, const char *sort)
 		if (v) {
 			for (size_t i = 0; i < nq; i++)
 				v[i] = json_incref(json_array_get(queues, i));
-			qsort(v, nq, sizeof(json_t *), sort[0] == 'd' ? by_dead : by_age); /* NOLINT(bugprone-sizeof-expression): of pointers */
+			int (*by)(const void *, const void *) = sort[0] == 'd' ? by_dead : by_age;
+			qsort(v, nq, sizeof(json_t *), by); /* NOLINT(bugprone-sizeof-expression): of pointers */
 			json_array_clear(queues);
 			for (size_t i = 0; i < nq; i++)
 				json_array_append_new(queues, v[i]);
@@ -834,7 +835,8 @@ overview_html(const json_t *j)
 	fputs("</p><div class=\"chart\"><span class=\"ymax\" id=\"chart-max\"></span>"
 	      "<svg id=\"chart\" viewBox=\"0 0 720 140\" preserveAspectRatio=\"none\" "
 	      "role=\"img\" aria-label=\"rates of the last hour\"></svg>"
-	      "<span class=\"x0\" id=\"chart-x0\">an hour ago</span><span class=\"x1\">now</span></div></section>\n", o);
+	      "<span class=\"x0\" id=\"chart-x0\">an hour ago</span><span class=\"x1\">now</span>"
+	      "</div></section>\n", o);
 	/* consumers and forwards */
 	const json_t *cs = json_object_get(j, "consumers"), *fs = json_object_get(j, "forwards"), *c;
 	size_t i;
