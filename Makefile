@@ -34,6 +34,8 @@ CURL_CFLAGS    ?= $(shell $(PKG_CONFIG) --cflags libcurl 2>/dev/null)
 CURL_LIBS      ?= $(shell $(PKG_CONFIG) --libs libcurl 2>/dev/null || echo -lcurl)
 MHD_CFLAGS     ?= $(shell $(PKG_CONFIG) --cflags libmicrohttpd 2>/dev/null)
 MHD_LIBS       ?= $(shell $(PKG_CONFIG) --libs libmicrohttpd gnutls 2>/dev/null || echo -lmicrohttpd -lgnutls)
+# crypt_r(3) for the dashboard's password file (libxcrypt)
+CRYPT_LIBS     ?= $(shell $(PKG_CONFIG) --libs libxcrypt 2>/dev/null || echo -lcrypt)
 CRYPTO_CFLAGS  ?= $(shell $(PKG_CONFIG) --cflags libcrypto 2>/dev/null)
 CRYPTO_LIBS    ?= $(shell $(PKG_CONFIG) --libs libcrypto 2>/dev/null || echo -lcrypto)
 
@@ -47,11 +49,13 @@ PC_DEB_libcurl       = libcurl4-openssl-dev
 PC_DEB_libmicrohttpd = libmicrohttpd-dev
 PC_DEB_gnutls        = libgnutls28-dev
 PC_DEB_libcrypto     = libssl-dev
+PC_DEB_libxcrypt     = libcrypt-dev
 PC_VAR_jansson       = JANSSON
 PC_VAR_libcurl       = CURL
 PC_VAR_libmicrohttpd = MHD
 PC_VAR_gnutls        = MHD
 PC_VAR_libcrypto     = CRYPTO
+PC_VAR_libxcrypt     = CRYPT
 pc_given = $(and $(filter-out file default,$(origin $(PC_VAR_$(1))_CFLAGS)),$(filter-out file default,$(origin $(PC_VAR_$(1))_LIBS)))
 need_pc = @miss=0; \
 	if ! command -v $(PKG_CONFIG) >/dev/null 2>&1; then \
@@ -60,7 +64,7 @@ need_pc = @miss=0; \
 	    echo "$@: needs $(m), which $(PKG_CONFIG) does not find: install $(PC_DEB_$(m)) (run make deps, contrib/install-deps)" >&2; };)) \
 	[ $$miss = 0 ]
 JSON_PC   = jansson
-DAEMON_PC = jansson libcurl libmicrohttpd gnutls libcrypto
+DAEMON_PC = jansson libcurl libmicrohttpd gnutls libcrypto libxcrypt
 
 LIB_SRCS := $(sort $(wildcard lib/*.c))
 LIB_OBJS := $(LIB_SRCS:.c=.o)
@@ -69,7 +73,9 @@ CMDS     := $(patsubst %.c,%,$(sort $(wildcard bin/mq-*.c))) bin/mq-relayd
 # mq-relayd is a folder of its own (relayd/): the only code that links
 # libcurl and libmicrohttpd, which lib/ must never include (lib-check).
 RELAYD_SRCS := $(sort $(wildcard relayd/*.c))
-RELAYD_HDRS := $(wildcard relayd/*.h)
+RELAYD_HDRS := $(wildcard relayd/*.h) relayd/web/assets.h
+# the dashboard's page, script and style (relayd/web/), built into the binary
+WEB_FILES := $(sort $(wildcard relayd/web/*.html relayd/web/*.js relayd/web/*.css))
 # which commands need which libraries (only these link them)
 JSON_CMDS  = bin/mq-peek bin/mq-stat
 DAEMON_CMDS = bin/mq-relayd
@@ -106,11 +112,14 @@ bin/%: bin/%.c lib/libspool.a $(LIB_HDRS)
 	    $(if $(SAN)$(filter $@,$(JSON_CMDS)),,$(STATIC)) \
 	    $(if $(filter $@,$(JSON_CMDS)),$(JANSSON_LIBS))
 
-bin/mq-relayd: $(RELAYD_SRCS) $(RELAYD_HDRS) lib/libspool.a $(LIB_HDRS)
+relayd/web/assets.c: $(WEB_FILES) relayd/web/embed.sh
+	sh relayd/web/embed.sh $(WEB_FILES) >$@.tmp && mv $@.tmp $@
+
+bin/mq-relayd: $(RELAYD_SRCS) $(RELAYD_HDRS) relayd/web/assets.c lib/libspool.a $(LIB_HDRS)
 	$(call need_pc,$(DAEMON_PC))
 	$(CC) $(ALL_CFLAGS) -Irelayd $(JANSSON_CFLAGS) $(CURL_CFLAGS) $(MHD_CFLAGS) $(CRYPTO_CFLAGS) \
-	    -o $@ $(RELAYD_SRCS) lib/libspool.a $(LDFLAGS) \
-	    $(JANSSON_LIBS) $(CURL_LIBS) $(MHD_LIBS) $(CRYPTO_LIBS) -pthread
+	    -o $@ $(RELAYD_SRCS) relayd/web/assets.c lib/libspool.a $(LDFLAGS) \
+	    $(JANSSON_LIBS) $(CURL_LIBS) $(MHD_LIBS) $(CRYPTO_LIBS) $(CRYPT_LIBS) -pthread
 
 deps:
 	@contrib/install-deps
@@ -145,6 +154,11 @@ check: deps
 
 bench: all
 	bench/run
+
+# doc/dashboard.png, the README's picture of the dashboard, taken by the
+# browser test that checks it (t/0090-dashboard.bats; needs chromium).
+screenshot: all
+	DASHBOARD_SCREENSHOT=$(CURDIR)/doc/dashboard.png bats -f 'a screenshot' t/0090-dashboard.bats
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
@@ -196,6 +210,8 @@ FUZZ_REPLAYS := $(FUZZ_TARGETS:%=fuzz/build/replay_%)
 FUZZ_SRCS_relayd_conf = relayd/conf.c
 FUZZ_SRCS_request = relayd/parse.c
 FUZZ_SRCS_tokens  = relayd/parse.c
+FUZZ_SRCS_dashboard = relayd/parse.c
+FUZZ_LIBS_dashboard = $(CRYPTO_LIBS)
 FUZZ_LIBS_request = $(CRYPTO_LIBS)
 FUZZ_LIBS_tokens  = $(CRYPTO_LIBS)
 
@@ -229,16 +245,16 @@ lint:
 	for m in man/*.[1578]; do mandoc -Tlint -W warning $$m; done
 	$(CPPCHECK) -q --error-exitcode=1 --inline-suppr --enable=warning,performance,portability \
 	    --std=c11 -D_GNU_SOURCE -DSPOOL_VERSION='"lint"' '-Dnoreturn=__attribute__((noreturn))' \
-	    --suppress=missingIncludeSystem -Ilib -Irelayd -Ifuzz lib bin relayd fuzz
+	    --suppress=missingIncludeSystem -Ilib -Irelayd -Ifuzz -irelayd/web/assets.c lib bin relayd fuzz
 	@echo "$(CLANG_TIDY): $(words $(LINT_SRCS)) files"
 	@printf '%s\n' $(LINT_SRCS) | xargs -P $(LINT_JOBS) -I{} sh -c \
 	    'out=$$($(CLANG_TIDY) --quiet "$$0" -- $(LINT_FLAGS) 2>&1); rc=$$?; \
 	    printf "%s\n" "$$out" | grep -v "^[0-9]* warnings\? generated\.$$" | grep .; exit $$rc' {}
 
 clean:
-	rm -f lib/*.o lib/libspool.a $(CMDS)
+	rm -f lib/*.o lib/libspool.a $(CMDS) relayd/web/assets.c
 	rm -rf fuzz/build .deb
 	rm -f spoolmq_*.deb
 
-.PHONY: all lib-check deps demo deb check bench stress fuzz fuzz-corpus install fmt lint clean
+.PHONY: all lib-check deps demo deb check bench screenshot stress fuzz fuzz-corpus install fmt lint clean
 .DELETE_ON_ERROR:

@@ -48,6 +48,16 @@ peek_file(int dirfd, const char *name, struct spool_entry *en)
 			size_t k = strcspn(buf + 13, "\n");
 			snprintf(en->reason, sizeof en->reason, "%.*s", (int)k, buf + 13);
 		}
+		/* the --id key, from the header block (mq-send writes it as Key:) */
+		const char *end = body ? body : buf + r;
+		for (const char *h = buf; h && h < end; h = memchr(h, '\n', (size_t)(end - h))) {
+			h += *h == '\n';
+			if (end - h > 5 && strncmp(h, "Key: ", 5) == 0) {
+				size_t k = strcspn(h + 5, "\n");
+				snprintf(en->key, sizeof en->key, "%.*s", (int)k, h + 5);
+				break;
+			}
+		}
 	}
 	close(fd);
 	return 0;
@@ -69,6 +79,90 @@ last_failure(spool_queue *q, struct spool_entry *en)
 		n = sizeof en->reason - 1; /* a column, cut */
 	memcpy(en->reason, buf, n);
 	en->reason[n] = '\0';
+}
+
+static const char *const state_dirs[] = {"new", "new", "cur", "dead", "done"};
+
+int
+spool_entry_peek(spool_queue *q, struct spool_entry *en)
+{
+	char path[4096];
+	snprintf(path, sizeof path, "%s/%s", state_dirs[en->state], en->name);
+	en->body_size = -1;
+	en->line[0] = en->key[0] = '\0';
+	if (en->state != SPOOL_DEAD)
+		en->reason[0] = '\0';
+	if (peek_file(q->fd, path, en) < 0)
+		return -1;
+	if (en->state == SPOOL_READY || en->state == SPOOL_DELAYED)
+		last_failure(q, en);
+	return 0;
+}
+
+static int
+find_id(const struct spool_entry *en, void *arg)
+{
+	struct spool_view *v = arg;
+	if (strcmp(en->id, v->en.id) != 0)
+		return 0;
+	v->en = *en;
+	snprintf(v->name, sizeof v->name, "%s", en->name);
+	snprintf(v->path, sizeof v->path, "%s", en->path);
+	v->en.name = v->name;
+	v->en.path = v->path;
+	return 1;
+}
+
+int
+spool_view(spool_queue *q, const char *id, size_t max, struct spool_view *v, struct spool_err *e)
+{
+	memset(v, 0, sizeof *v);
+	if (!spool_id_ok(id))
+		return spool_fail(e, EX_NOTFOUND, "%s: no such message in queue %s", spool_printable(id),
+		                  q->name);
+	memcpy(v->en.id, id, sizeof v->en.id);
+	int rc = spool_list(q, 0, SPOOL_LIST_PEEK, find_id, v, e);
+	if (rc < 0)
+		return -1;
+	if (rc == 0)
+		return spool_fail(e, EX_NOTFOUND, "%s: no such message in queue %s", id, q->name);
+	struct stat st;
+	int fd = spool_open_file(AT_FDCWD, v->path, O_RDONLY, 0, &st);
+	if (fd < 0)
+		return spool_fail_errno(e, errno, "open %s", v->path);
+	/* the header block is at most 256 KiB (import.c); the body is cut at max */
+	size_t want = (size_t)(st.st_size < (off_t)(max + 262144) ? st.st_size : (off_t)(max + 262144));
+	char *buf = malloc(want + 1);
+	size_t got = 0;
+	ssize_t k = 0;
+	while (buf && got < want && (k = pread(fd, buf + got, want - got, (off_t)got)) > 0)
+		got += (size_t)k;
+	int err = !buf ? ENOMEM : k < 0 ? errno : 0;
+	close(fd);
+	if (err) {
+		free(buf);
+		return spool_fail_errno(e, err, "read %s", v->path);
+	}
+	buf[got] = '\0';
+	const char *body = body_start(buf, got);
+	size_t hl = body ? (size_t)(body - buf) : got;
+	v->file = buf;
+	v->head = buf;
+	v->head_len = hl >= 2 ? hl - 1 : 0; /* without the empty line (a file with no headers: "") */
+	if (hl == 1)
+		v->head_len = 0;
+	v->body = buf + hl;
+	v->body_len = got - hl < max ? got - hl : max;
+	v->body_size = st.st_size - (off_t)hl;
+	v->complete = body != NULL;
+	return 0;
+}
+
+void
+spool_view_free(struct spool_view *v)
+{
+	free(v->file);
+	v->file = NULL;
 }
 
 static int

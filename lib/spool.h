@@ -485,6 +485,7 @@ struct spool_entry {
 	char line[81];     /* the body's first line, printable (SPOOL_LIST_PEEK) */
 	char reason[128];  /* dead/: the latest Dead-Reason; new/: the last failure,
 	                      "STATUS: last stderr line" (SPOOL_LIST_PEEK) */
+	char key[201];     /* the --id key, "" none (SPOOL_LIST_PEEK) */
 	const char *name;  /* file name in its directory */
 	const char *path;  /* absolute */
 };
@@ -507,6 +508,27 @@ void *spool_entry_json(spool_queue *q, const struct spool_entry *en);
  * with e set when the file is gone or not a message. */
 void *spool_message_json(spool_queue *q, const struct spool_entry *en, size_t cap,
                          struct spool_err *e);
+/* What SPOOL_LIST_PEEK reads, for one entry listed without it (its name
+ * and state as spool_list gave them): 0, or -1 when it is not a message. */
+int spool_entry_peek(spool_queue *q, struct spool_entry *en);
+
+/* One message in whatever state, for a viewer (mq-relayd's dashboard;
+ * mq-peek QUEUE ID prints the file whole): read, never claimed. */
+struct spool_view {
+	struct spool_entry en;   /* as SPOOL_LIST_PEEK lists it */
+	const char *head;        /* the header block, without its empty line */
+	size_t head_len;
+	const char *body;        /* the body's first body_len bytes */
+	size_t body_len;
+	int64_t body_size;       /* the whole body's */
+	bool complete;           /* the header block ends (else all of it is head) */
+	char *file;              /* what was read (head and body point into it) */
+	char name[256], path[4096];
+};
+/* Find id in q and read its file, the body cut at max bytes: 0, or -1
+ * (EX_NOTFOUND when q has no such message).  Free with spool_view_free. */
+int spool_view(spool_queue *q, const char *id, size_t max, struct spool_view *v, struct spool_err *e);
+void spool_view_free(struct spool_view *v);
 
 /* The last failure of a message (spool-layout.md 6.13): of one waiting for
  * a retry its QUEUE/reasons/ID, of a dead letter its latest Dead-* headers. */

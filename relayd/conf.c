@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * conf.c: mq-relayd.conf (mq-relayd.conf(5)).  Top-level "key value" lines,
- * and three kinds of blocks whose options are indented below them:
- * `consume QUEUE CMD`, `forward QUEUE URL` and `listen ADDR:PORT`.  Every
+ * and four kinds of blocks whose options are indented below them:
+ * `consume QUEUE CMD`, `forward QUEUE URL`, `listen ADDR:PORT` and
+ * `dashboard ADDR:PORT` (at most one).  Every
  * error names file:line and is EX_CONFIG; a bad file is refused whole (at
  * start, and on SIGHUP, which then keeps the running configuration).  Linked
  * by the fuzz harness on its own.
@@ -47,9 +48,28 @@ listener_free(struct listener *l)
 	free(l);
 }
 
+static void
+dashboard_free(struct dashboard *d)
+{
+	if (!d)
+		return;
+	free(d->addr);
+	free(d->password_file);
+	free(d->tls_cert);
+	free(d->tls_key);
+	free(d);
+}
+
+int
+dashboard_loopback(const char *addr)
+{
+	return strncmp(addr, "127.", 4) == 0 || strncmp(addr, "[::1]:", 6) == 0;
+}
+
 void
 conf_free(struct conf *c)
 {
+	dashboard_free(c->dashboard);
 	struct consumer *n;
 	for (struct consumer *k = c->consumers; k; k = n) {
 		n = k->next;
@@ -242,6 +262,26 @@ listener_option(struct parse *p, struct listener *l, const char *k, const char *
 	return bad(p, "unknown listen option '%s'", k);
 }
 
+static int
+dashboard_option(struct parse *p, struct dashboard *d, const char *k, const char *v)
+{
+	if (strcmp(k, "password-file") == 0)
+		return secret_file(p, k, v) ? -1 : set_str(p, &d->password_file, v);
+	if (strcmp(k, "actions") == 0) {
+		if (strcmp(v, "on") != 0 && strcmp(v, "off") != 0)
+			return bad(p, "actions: on or off, not '%.100s'", v);
+		d->actions = strcmp(v, "on") == 0;
+		return 0;
+	}
+	if (strcmp(k, "tls-cert") == 0)
+		return set_str(p, &d->tls_cert, v);
+	if (strcmp(k, "tls-key") == 0)
+		return secret_file(p, k, v) ? -1 : set_str(p, &d->tls_key, v);
+	if (strcmp(k, "max-connections") == 0)
+		return count(p, k, v, 10000, &d->max_connections);
+	return bad(p, "unknown dashboard option '%s'", k);
+}
+
 /* ADDR:PORT with a numeric IPv4 address, [IPv6], or * for every address. */
 static int
 addr_ok(const char *v)
@@ -265,8 +305,13 @@ addr_ok(const char *v)
 
 /* A block's line checked once it is complete (at the next block or the end). */
 static int
-block_done(struct parse *p, struct consumer *c, struct listener *l)
+block_done(struct parse *p, struct consumer *c, struct listener *l, struct dashboard *d)
 {
+	if (d && (!d->tls_cert) != (!d->tls_key))
+		return bad(p, "dashboard %s: tls-cert and tls-key go together", d->addr);
+	/* the page shows message bodies: nobody off this host sees it without a login */
+	if (d && !d->password_file && !dashboard_loopback(d->addr))
+		return bad(p, "dashboard %s: not a loopback address: a password-file is required", d->addr);
 	if (c && c->kind == CONSUME_FORWARD && (!c->tls_cert) != (!c->tls_key))
 		return bad(p, "forward %s: tls-cert and tls-key go together", c->queue);
 	if (l && (!l->tls_cert) != (!l->tls_key))
@@ -348,6 +393,7 @@ conf_read(const char *path, struct conf *c, struct spool_err *e)
 	struct parse p = {.path = path, .e = e};
 	struct consumer *cur = NULL, **tail = &c->consumers;
 	struct listener *lcur = NULL, **ltail = &c->listeners;
+	struct dashboard *dcur = NULL;
 
 	memset(c, 0, sizeof *c);
 	c->rescan = 60 * 1000;
@@ -364,22 +410,24 @@ conf_read(const char *path, struct conf *c, struct spool_err *e)
 		if (!*s || *s == '#')
 			continue;
 		char *v = split(s);
-		if (indented && (cur || lcur)) {
+		if (indented && (cur || lcur || dcur)) {
 			if (!*v) {
 				bad(&p, "%s: missing value", s);
 				goto fail;
 			}
-			if ((cur ? consumer_option(&p, cur, s, v) : listener_option(&p, lcur, s, v)) != 0)
+			if ((cur    ? consumer_option(&p, cur, s, v) :
+			     lcur   ? listener_option(&p, lcur, s, v) :
+			              dashboard_option(&p, dcur, s, v)) != 0)
 				goto fail;
 			continue;
 		}
 		if (indented) {
-			bad(&p, "indented '%s' outside a consume, forward or listen block", s);
+			bad(&p, "indented '%s' outside a consume, forward, listen or dashboard block", s);
 			goto fail;
 		}
-		if (block_done(&p, cur, lcur) != 0)
+		if (block_done(&p, cur, lcur, dcur) != 0)
 			goto fail;
-		cur = NULL, lcur = NULL;
+		cur = NULL, lcur = NULL, dcur = NULL;
 		if (!*v) {
 			bad(&p, "%s: missing value", s);
 			goto fail;
@@ -436,6 +484,25 @@ conf_read(const char *path, struct conf *c, struct spool_err *e)
 			lcur->request_timeout = 60 * 1000;
 			*ltail = lcur;
 			ltail = &lcur->next;
+		} else if (strcmp(s, "dashboard") == 0) {
+			if (!addr_ok(v)) {
+				bad(&p, "dashboard: want ADDR:PORT (127.0.0.1:8081, [::1]:8081), not '%s'",
+				    spool_printable(v));
+				goto fail;
+			}
+			if (c->dashboard) {
+				bad(&p, "dashboard: one only (the first is on line %d)", c->dashboard->line);
+				goto fail;
+			}
+			if (!(dcur = calloc(1, sizeof *dcur)) || !(dcur->addr = strdup(v))) {
+				free(dcur);
+				dcur = NULL;
+				spool_fail(e, EX_OSERR, "%s:%d: out of memory", path, p.line);
+				goto fail;
+			}
+			dcur->line = p.line;
+			dcur->max_connections = 64;
+			c->dashboard = dcur;
 		} else {
 			bad(&p, "unknown directive '%s'", s);
 			goto fail;
@@ -446,14 +513,14 @@ conf_read(const char *path, struct conf *c, struct spool_err *e)
 		spool_fail(e, spool_errno_code(err), "read %s: %s", path, strerror(err));
 		goto fail;
 	}
-	if (block_done(&p, cur, lcur) != 0)
+	if (block_done(&p, cur, lcur, dcur) != 0)
 		goto fail;
 	free(buf);
 	fclose(f);
-	if (!c->consumers && !c->listeners) {
+	if (!c->consumers && !c->listeners && !c->dashboard) {
 		conf_free(c);
-		return spool_fail(e, EX_CONFIG, "%s: nothing to do (no consume, forward or listen line)",
-		                  path);
+		return spool_fail(e, EX_CONFIG,
+		                  "%s: nothing to do (no consume, forward, listen or dashboard line)", path);
 	}
 	return 0;
 fail:

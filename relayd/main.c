@@ -2,7 +2,8 @@
 /*
  * mq-relayd: the one long-running process of spoolmq.  It runs consumers the
  * moment a message arrives (consume: a command, as mq-recv -x; forward: an
- * HTTP PUT to another relay) and receives messages over HTTP (listen).
+ * HTTP PUT to another relay), receives messages over HTTP (listen) and
+ * serves the operators' page (dashboard, web.c).
  *
  * main.c: options, logging, start-up, SIGHUP reload and SIGTERM drain, and
  * the loop (loop.c) that holds everything: inotify, the signalfd, handler
@@ -126,8 +127,8 @@ reload(struct relayd *r)
 	struct spool_err e = {0};
 	struct conf nc;
 	if (load(r, &nc, &e) != 0 || consumers_init(r, &nc, &e) != 0 ||
-	    receive_reload(r, &nc, &e) != 0) {
-		if (nc.consumers || nc.listeners) {
+	    receive_reload(r, &nc, &e) != 0 || web_reload(r, &nc, &e) != 0) {
+		if (nc.consumers || nc.listeners || nc.dashboard) {
 			for (struct consumer *k = nc.consumers; k; k = k->next)
 				forward_free(r, k);
 			conf_free(&nc);
@@ -298,16 +299,18 @@ main(int argc, char **argv)
 		k->kind == CONSUME_EXEC ? nc++ : nf++;
 	for (struct listener *l = r->conf.listeners; l; l = l->next)
 		nl++;
-	char what[96];
+	char what[128];
 	int len = snprintf(what, sizeof what, "%ld consumers", nc);
 	if (nf || nl)
-		snprintf(what + len, sizeof what - len, ", %ld forwards, %ld listeners", nf, nl);
+		len += snprintf(what + len, sizeof what - len, ", %ld forwards, %ld listeners", nf, nl);
+	if (r->conf.dashboard)
+		snprintf(what + len, sizeof what - len, ", a dashboard");
 	if (check) {
 		/* what start-up reads besides the file: token files, certificates */
 		for (struct consumer *k = r->conf.consumers; k; k = k->next)
 			if (k->kind == CONSUME_FORWARD && forward_check(k, &e) != 0)
 				cli_fail(&e);
-		if (receive_check(&r->conf, &e) != 0)
+		if (receive_check(&r->conf, &e) != 0 || web_check(&r->conf, &e) != 0)
 			cli_fail(&e);
 		printf("%s: ok: %s\n", r->conf_path, what);
 		return 0;
@@ -332,7 +335,7 @@ main(int argc, char **argv)
 		cli_die(EX_OSERR, "set up the event loop: %s", strerror(errno));
 	queues_init(r);
 	closer_start();
-	if (consumers_init(r, &r->conf, &e) != 0 || receive_start(r, &e) != 0)
+	if (consumers_init(r, &r->conf, &e) != 0 || receive_start(r, &e) != 0 || web_start(r, &e) != 0)
 		cli_fail(&e);
 	for (struct consumer *k = r->conf.consumers; k; k = k->next)
 		queues_open(r, k);
@@ -341,6 +344,7 @@ main(int argc, char **argv)
 	logmsg(LOG_INFO, "started: %s, spool %s", what, spool_root(r->sp));
 	int rc = run(r);
 	logmsg(LOG_INFO, "stopped");
+	web_stop(r);
 	if (pidfile && unlink(pidfile) != 0)
 		logmsg(LOG_WARNING, "remove pid file %s: %s", pidfile, strerror(errno));
 	receive_stop(r);

@@ -191,3 +191,150 @@ token_first(FILE *fp, char **tok)
 	free(line);
 	return why;
 }
+
+void
+users_free(struct user *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (v[i].hash)
+			memset(v[i].hash, 0, strlen(v[i].hash));
+		free(v[i].hash);
+	}
+	free(v);
+}
+
+int
+users_parse(FILE *fp, const char *file, struct user **out, size_t *nout, struct spool_err *e)
+{
+	struct user *v = *out;
+	size_t n = *nout;
+	char *line = NULL;
+	size_t cap = 0;
+	int lineno = 0, rc = -1;
+	while (getline(&line, &cap, fp) >= 0) {
+		lineno++;
+		char *s = spool_trim(line);
+		if (!*s || *s == '#')
+			continue;
+		char *colon = strchr(s, ':');
+		size_t ul = colon ? (size_t)(colon - s) : 0;
+		bool ok = colon && ul >= 1 && ul < sizeof v->name;
+		for (const char *p = s; ok && *p; p++)
+			ok = (unsigned char)*p > 0x20 && *p != 0x7f;
+		/* crypt(3) hashes start with $ID$ (or are DES, 13 characters of ./0-9A-Za-z) */
+		const char *h = colon ? colon + 1 : "";
+		if (!ok || !(h[0] == '$' || strlen(h) == 13) || strchr(h, ':')) {
+			spool_fail(e, EX_CONFIG, "password-file %s:%d: want user:HASH (a crypt(3) hash, "
+			           "from openssl passwd -6 or mkpasswd)", file, lineno);
+			goto out;
+		}
+		if (n == MAX_USERS) {
+			spool_fail(e, EX_CONFIG, "password-file %s: over %d users", file, MAX_USERS);
+			goto out;
+		}
+		struct user *nv = realloc(v, (n + 1) * sizeof *v);
+		if (!nv) {
+			spool_fail(e, EX_OSERR, "out of memory");
+			goto out;
+		}
+		v = nv;
+		memcpy(v[n].name, s, ul);
+		v[n].name[ul] = '\0';
+		if (!(v[n].hash = strdup(h))) {
+			spool_fail(e, EX_OSERR, "out of memory");
+			goto out;
+		}
+		n++;
+	}
+	if (ferror(fp)) {
+		spool_fail(e, EX_CONFIG, "password-file %s: %s", file, strerror(errno));
+		goto out;
+	}
+	if (n == 0) {
+		spool_fail(e, EX_CONFIG, "password-file %s: no user:HASH line", file);
+		goto out;
+	}
+	rc = 0;
+out:
+	if (line)
+		memset(line, 0, cap);
+	free(line);
+	*out = v, *nout = n;
+	return rc;
+}
+
+bool
+basic_auth(const char *h, char *user, size_t ulen, char *pass, size_t plen)
+{
+	if (!h || strncasecmp(h, "Basic ", 6) != 0)
+		return false;
+	h += 6;
+	while (*h == ' ')
+		h++;
+	size_t n = strcspn(h, " \t\r\n");
+	if (n == 0 || n > 1024 || n % 4)
+		return false;
+	unsigned char dec[1024];
+	int k = EVP_DecodeBlock(dec, (const unsigned char *)h, (int)n);
+	if (k < 0)
+		return false;
+	/* EVP_DecodeBlock counts the padding as bytes of zeros */
+	for (const char *p = h + n; p > h && p[-1] == '='; p--)
+		k--;
+	if (k < 0)
+		return false;
+	const unsigned char *colon = memchr(dec, ':', (size_t)k);
+	if (!colon || memchr(dec, '\0', (size_t)k))
+		return false;
+	size_t ul = (size_t)(colon - dec), pl = (size_t)k - ul - 1;
+	bool ok = ul < ulen && pl < plen;
+	if (ok) {
+		memcpy(user, dec, ul);
+		user[ul] = '\0';
+		memcpy(pass, colon + 1, pl);
+		pass[pl] = '\0';
+	}
+	memset(dec, 0, sizeof dec);
+	return ok;
+}
+
+static int
+hexval(int c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 :
+	       c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+long
+form_value(const char *body, size_t len, const char *name, size_t nth, char *out, size_t outlen)
+{
+	size_t nl = strlen(name), seen = 0;
+	const char *p = body, *end = body + len;
+	while (p < end) {
+		const char *amp = memchr(p, '&', (size_t)(end - p));
+		const char *f_end = amp ? amp : end;
+		const char *eq = memchr(p, '=', (size_t)(f_end - p));
+		if (eq && (size_t)(eq - p) == nl && memcmp(p, name, nl) == 0 && seen++ == nth) {
+			size_t k = 0;
+			for (const char *c = eq + 1; c < f_end; c++) {
+				int ch = (unsigned char)*c;
+				if (ch == '+') {
+					ch = ' ';
+				} else if (ch == '%') {
+					int hi = c + 2 < f_end ? hexval(c[1]) : -1, lo = hi >= 0 ? hexval(c[2]) : -1;
+					if (lo < 0)
+						return -1;
+					ch = hi * 16 + lo;
+					c += 2;
+				}
+				if (k + 1 >= outlen || ch == 0) /* a NUL would cut the value short unseen */
+					return -1;
+				out[k++] = (char)ch;
+			}
+			out[k] = '\0';
+			return (long)k;
+		}
+		p = f_end + 1;
+	}
+	return -1;
+}

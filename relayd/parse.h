@@ -60,4 +60,29 @@ void tokens_free(struct token *t, size_t n);
  * wrong with the file. */
 const char *token_first(FILE *fp, char **tok);
 
+/* The dashboard's password file (web.c): user:HASH a line, HASH in
+ * crypt(3) form ($6$..., $y$..., $2b$...), blank lines and # comments
+ * skipped. */
+#define MAX_USERS 1024
+
+struct user {
+	char name[65];           /* 1 to 64 bytes, no ':' or control characters */
+	char *hash;
+};
+
+/* Appends to *v, *n (the caller frees them with users_free, also after a
+ * failure); 0, or -1 and e (78 for a bad file). */
+int users_parse(FILE *fp, const char *file, struct user **v, size_t *n, struct spool_err *e);
+void users_free(struct user *v, size_t n);
+
+/* An Authorization header's "Basic B64(user:password)" into user and pass
+ * (NUL-terminated, cut to fit is a failure): true, or false when h is not
+ * that. */
+bool basic_auth(const char *h, char *user, size_t ulen, char *pass, size_t plen);
+
+/* A value of a urlencoded form body (name=value&...): the n-th (from 0) of
+ * name, percent-decoded into out (NUL-terminated): its length, or -1 when
+ * there is no such value or it does not fit. */
+long form_value(const char *body, size_t len, const char *name, size_t nth, char *out, size_t outlen);
+
 #endif

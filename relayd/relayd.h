@@ -61,6 +61,16 @@ struct listener {
 	struct listener *next;
 };
 
+/* dashboard ADDR:PORT: the operators' page (web.c) */
+struct dashboard {
+	char *addr;            /* "ADDR:PORT" as written */
+	char *password_file;   /* user:HASH lines (crypt(3)); NULL: no login, loopback only */
+	char *tls_cert, *tls_key;
+	bool actions;          /* actions on: replay, delete, pause, resume (POST) */
+	long max_connections;
+	int line;
+};
+
 struct conf {
 	char *spool;
 	char *name;            /* this relay's name in Hop headers (NULL: host:spool) */
@@ -69,6 +79,7 @@ struct conf {
 	int64_t kill_grace;    /* TERM to KILL */
 	struct consumer *consumers;
 	struct listener *listeners;
+	struct dashboard *dashboard; /* NULL: none */
 };
 
 /* A delivery in progress: a running handler (exec.c) or a transfer
@@ -105,6 +116,7 @@ struct relayd {
 	struct counters n;
 	struct receiver *rx;   /* receive.c, NULL without listen lines */
 	struct fwd_multi *fm;  /* forward.c, NULL until the first forward */
+	struct web *web;       /* web.c, NULL without a dashboard line */
 };
 
 /* main.c */
@@ -176,5 +188,13 @@ int receive_check(const struct conf *c, struct spool_err *e); /* -n: token and T
 long long receive_answers(const struct relayd *r, int cls); /* answers of class cls (2 = 2xx) */
 void *receive_stats_json(struct relayd *r); /* json_t * of GET /v1/stats */
 char *receive_metrics(struct relayd *r);    /* GET /metrics, malloc'd */
+
+/* web.c: the operators' page (dashboard) */
+int web_start(struct relayd *r, struct spool_err *e);
+int web_reload(struct relayd *r, const struct conf *nc, struct spool_err *e);
+void web_stop(struct relayd *r);
+int web_check(const struct conf *c, struct spool_err *e); /* -n: its password file, TLS files */
+/* 1 when a dashboard address ("ADDR:PORT") is on loopback (127/8, [::1]). */
+int dashboard_loopback(const char *addr);
 
 #endif
