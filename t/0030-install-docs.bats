@@ -80,10 +80,11 @@ COMMANDS="mq-send mq-recv mq-ack mq-nack mq-peek mq-replay mq-rm mq-pause mq-sta
 	[ ! -e "$src/lib/stat.o" ]
 	# the daemon: one line per missing package; one given by hand is not looked for
 	run -2 make -s -C "$src" -o lib/libspool.a bin/mq-relayd MHD_CFLAGS= MHD_LIBS='-lmicrohttpd -lgnutls'
-	[ "${#lines[@]}" -eq 4 ] # and make's own "Error 1"
+	[ "${#lines[@]}" -eq 5 ] # and make's own "Error 1"
 	[[ ${lines[0]} == "bin/mq-relayd: needs jansson, "*"install libjansson-dev (run make deps"* ]]
 	[[ ${lines[1]} == "bin/mq-relayd: needs libcurl, "*"install libcurl4-openssl-dev (run make deps"* ]]
 	[[ ${lines[2]} == "bin/mq-relayd: needs libcrypto, "*"install libssl-dev (run make deps"* ]]
+	[[ ${lines[3]} == "bin/mq-relayd: needs libxcrypt, "*"install libcrypt-dev (run make deps"* ]]
 	[ ! -e "$src/bin/mq-relayd" ]
 	# the other objects need no package
 	run -0 make -s -C "$src" lib/name.o
