@@ -643,12 +643,14 @@ message_json(struct web *w, const char *queue, const char *id, struct spool_err 
 		return NULL;
 	}
 	int64_t now = spool_now();
-	json_t *o = json_pack("{s:s, s:s, s:b, s:s, s:s, s:I, s:I, s:I, s:I}", "name", w->r->name,
-	                      "queue", queue, "actions", w->actions, "id", v.en.id, "state",
-	                      spool_state_name(v.en.state), "attempts", (json_int_t)v.en.attempts,
-	                      "created", (json_int_t)(v.en.created / 1000), "age",
-	                      (json_int_t)((now - v.en.created) / 1000), "body_size",
-	                      (json_int_t)v.body_size);
+	/* what mq-peek --json says of it (state, attempts, due, lease, failure ...), and the page's own */
+	json_t *o = spool_entry_json(q, &v.en);
+	json_object_del(o, "path"); /* the page names no path of the host */
+	json_object_set_new(o, "name", json_string(w->r->name));
+	json_object_set_new(o, "queue", json_string(queue));
+	json_object_set_new(o, "actions", json_boolean(w->actions));
+	json_object_set_new(o, "age", json_integer((now - v.en.created) / 1000));
+	json_object_set_new(o, "body_size", json_integer(v.body_size));
 	char *h = clean_text(v.head, v.head_len);
 	json_object_set_new(o, "headers", json_string(h ? h : ""));
 	free(h);
@@ -658,21 +660,8 @@ message_json(struct web *w, const char *queue, const char *id, struct spool_err 
 	json_object_set_new(o, bin ? "hexdump" : "body", json_string(b ? b : ""));
 	free(b);
 	json_object_set_new(o, "shown", json_integer((json_int_t)(bin && v.body_len > 4096 ? 4096 : v.body_len)));
-	if (v.en.state == SPOOL_DELAYED || v.en.state == SPOOL_READY)
-		json_object_set_new(o, "due", json_integer(v.en.t / 1000));
-	if (v.en.state == SPOOL_CLAIMED)
-		json_object_set_new(o, "lease_until", json_integer(v.en.t / 1000));
 	if (*v.en.key)
 		json_object_set_new(o, "key", jtext(v.en.key));
-	struct spool_failure f;
-	if (spool_entry_failure(q, &v.en, &f) > 0) {
-		json_t *lf = json_pack("{s:o, s:o}", "status", jtext(f.status), "stderr", jtext(f.stderr_tail));
-		if (f.at)
-			json_object_set_new(lf, "at", json_integer(f.at / 1000));
-		if (f.next_try)
-			json_object_set_new(lf, "next_try", json_integer(f.next_try / 1000));
-		json_object_set_new(o, "last_failure", lf);
-	}
 	spool_view_free(&v);
 	spool_queue_close(q);
 	return o;
