@@ -8,12 +8,15 @@
  * start, and on SIGHUP, which then keeps the running configuration).  Linked
  * by the fuzz harness on its own.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -528,4 +531,70 @@ fail:
 	fclose(f);
 	conf_free(c);
 	return -1;
+}
+
+/* The whole of a file the config names (a certificate, a key), by
+ * conf_fopen's rules: malloc'd, or NULL with e set. */
+char *
+conf_slurp(const char *path, struct spool_err *e)
+{
+	FILE *f = conf_fopen(path);
+	char *buf = NULL;
+	size_t len = 0;
+	if (!f) {
+		spool_fail(e, EX_CONFIG, "%s: %s", path, spool_strerror(errno));
+		return NULL;
+	}
+	FILE *m = open_memstream(&buf, &len);
+	char chunk[4096];
+	size_t k;
+	bool ok = m != NULL;
+	while (ok && (k = fread(chunk, 1, sizeof chunk, f)) > 0)
+		ok = fwrite(chunk, 1, k, m) == k;
+	/* a read error (a directory, EIO) is said, not a truncated certificate */
+	int err = ferror(f) ? errno : 0;
+	if (m && fclose(m) != 0)
+		ok = false;
+	fclose(f);
+	if (err || !ok || !buf) {
+		free(buf);
+		if (err)
+			spool_fail(e, EX_CONFIG, "%s: %s", path, strerror(err));
+		else
+			spool_fail(e, EX_OSERR, "out of memory");
+		return NULL;
+	}
+	return buf;
+}
+
+/* ADDR:PORT (addr_ok checked it) as a socket address: 0, or -1. */
+int
+conf_sockaddr(const char *a, struct sockaddr_storage *ss, bool *v6)
+{
+	char host[128];
+	const char *colon = strrchr(a, ':');
+	size_t hl = (size_t)(colon - a);
+	if (hl >= sizeof host)
+		return -1;
+	memcpy(host, a, hl);
+	host[hl] = '\0';
+	int port = (int)strtol(colon + 1, NULL, 10);
+	memset(ss, 0, sizeof *ss);
+	if (host[0] == '[') {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+		host[hl - 1] = '\0';
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)port);
+		*v6 = true;
+		return inet_pton(AF_INET6, host + 1, &s6->sin6_addr) == 1 ? 0 : -1;
+	}
+	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+	s4->sin_family = AF_INET;
+	s4->sin_port = htons((uint16_t)port);
+	*v6 = false;
+	if (strcmp(host, "*") == 0) {
+		s4->sin_addr.s_addr = htonl(INADDR_ANY);
+		return 0;
+	}
+	return inet_pton(AF_INET, host, &s4->sin_addr) == 1 ? 0 : -1;
 }

@@ -758,69 +758,6 @@ receive_pass(struct relayd *r)
 		server_run(s);
 }
 
-static char *
-slurp(const char *path, struct spool_err *e)
-{
-	FILE *f = conf_fopen(path);
-	char *buf = NULL;
-	size_t len = 0;
-	if (!f) {
-		spool_fail(e, EX_CONFIG, "%s: %s", path, spool_strerror(errno));
-		return NULL;
-	}
-	FILE *m = open_memstream(&buf, &len);
-	char chunk[4096];
-	size_t k;
-	bool ok = m != NULL;
-	while (ok && (k = fread(chunk, 1, sizeof chunk, f)) > 0)
-		ok = fwrite(chunk, 1, k, m) == k;
-	/* a read error (a directory, EIO) is said, not a truncated certificate */
-	int err = ferror(f) ? errno : 0;
-	if (m && fclose(m) != 0)
-		ok = false;
-	fclose(f);
-	if (err || !ok || !buf) {
-		free(buf);
-		if (err)
-			spool_fail(e, EX_CONFIG, "%s: %s", path, strerror(err));
-		else
-			spool_fail(e, EX_OSERR, "out of memory");
-		return NULL;
-	}
-	return buf;
-}
-
-static int
-parse_addr(const char *a, struct sockaddr_storage *ss, bool *v6)
-{
-	char host[128];
-	const char *colon = strrchr(a, ':');
-	size_t hl = (size_t)(colon - a);
-	if (hl >= sizeof host)
-		return -1;
-	memcpy(host, a, hl);
-	host[hl] = '\0';
-	int port = (int)strtol(colon + 1, NULL, 10); /* conf.c's addr_ok checked it */
-	memset(ss, 0, sizeof *ss);
-	if (host[0] == '[') {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
-		host[hl - 1] = '\0';
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons((uint16_t)port);
-		*v6 = true;
-		return inet_pton(AF_INET6, host + 1, &s6->sin6_addr) == 1 ? 0 : -1;
-	}
-	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
-	s4->sin_family = AF_INET;
-	s4->sin_port = htons((uint16_t)port);
-	*v6 = false;
-	if (strcmp(host, "*") == 0) {
-		s4->sin_addr.s_addr = htonl(INADDR_ANY);
-		return 0;
-	}
-	return inet_pton(AF_INET, host, &s4->sin_addr) == 1 ? 0 : -1;
-}
-
 /* libmicrohttpd's own messages ("reached connection limit"...) through our log. */
 static void
 mhd_log(void *cls, const char *fmt, va_list ap)
@@ -864,7 +801,7 @@ server_start(struct receiver *rx, const struct listener *l, struct spool_err *e)
 		goto fail;
 	struct sockaddr_storage ss;
 	bool v6;
-	if (parse_addr(l->addr, &ss, &v6) != 0) {
+	if (conf_sockaddr(l->addr, &ss, &v6) != 0) {
 		spool_fail(e, EX_CONFIG, "listen %s: bad address", l->addr);
 		goto fail;
 	}
@@ -884,12 +821,12 @@ server_start(struct receiver *rx, const struct listener *l, struct spool_err *e)
 	opts[k++] = (struct MHD_OptionItem){MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)no_unescape, NULL};
 	if (l->tls_cert) {
 		flags |= MHD_USE_TLS;
-		if (!(s->mem_cert = slurp(l->tls_cert, e)) || !(s->mem_key = slurp(l->tls_key, e)))
+		if (!(s->mem_cert = conf_slurp(l->tls_cert, e)) || !(s->mem_key = conf_slurp(l->tls_key, e)))
 			goto fail;
 		opts[k++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, s->mem_cert};
 		opts[k++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, s->mem_key};
 		if (l->tls_client_ca) {
-			if (!(s->mem_ca = slurp(l->tls_client_ca, e)))
+			if (!(s->mem_ca = conf_slurp(l->tls_client_ca, e)))
 				goto fail;
 			opts[k++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, s->mem_ca};
 			s->client_certs = true;
@@ -1009,7 +946,7 @@ receive_check(const struct conf *c, struct spool_err *e)
 		tokens_free(t, n);
 		const char *files[] = {l->tls_cert, l->tls_key, l->tls_client_ca};
 		for (int i = 0; i < 3; i++) {
-			char *text = files[i] ? slurp(files[i], e) : NULL;
+			char *text = files[i] ? conf_slurp(files[i], e) : NULL;
 			if (files[i] && !text)
 				return -1;
 			free(text);

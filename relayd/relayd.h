@@ -127,6 +127,9 @@ void earlier(int64_t *t, int64_t x);
 /* conf.c */
 int conf_read(const char *path, struct conf *c, struct spool_err *e);
 FILE *conf_fopen(const char *path); /* a regular file only, never blocking */
+char *conf_slurp(const char *path, struct spool_err *e); /* a whole file, malloc'd */
+struct sockaddr_storage;
+int conf_sockaddr(const char *addr, struct sockaddr_storage *ss, bool *v6); /* ADDR:PORT */
 void conf_free(struct conf *c);
 void consumer_free(struct consumer *k);
 /* 1 if a and b are the same consumer (a reload keeps its queue and work). */

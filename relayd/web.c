@@ -1651,62 +1651,6 @@ read_users(const char *file, struct user **v, size_t *n, struct spool_err *e)
 	return rc;
 }
 
-static char *
-slurp(const char *path, struct spool_err *e)
-{
-	FILE *f = conf_fopen(path);
-	if (!f)
-		return spool_fail(e, EX_CONFIG, "%s: %s", path, spool_strerror(errno)), NULL;
-	char *buf = NULL;
-	size_t len = 0, k;
-	FILE *m = open_memstream(&buf, &len);
-	char chunk[4096];
-	bool ok = m != NULL;
-	while (ok && (k = fread(chunk, 1, sizeof chunk, f)) > 0)
-		ok = fwrite(chunk, 1, k, m) == k;
-	int err = ferror(f) ? errno : 0;
-	if (m && fclose(m) != 0)
-		ok = false;
-	fclose(f);
-	if (err || !ok || !buf) {
-		free(buf);
-		return spool_fail(e, err ? EX_CONFIG : EX_OSERR, "%s: %s", path,
-		                  err ? strerror(err) : "out of memory"), NULL;
-	}
-	return buf;
-}
-
-static int
-parse_addr(const char *a, struct sockaddr_storage *ss, bool *v6)
-{
-	char host[128];
-	const char *colon = strrchr(a, ':');
-	size_t hl = (size_t)(colon - a);
-	if (hl >= sizeof host)
-		return -1;
-	memcpy(host, a, hl);
-	host[hl] = '\0';
-	int port = (int)strtol(colon + 1, NULL, 10);
-	memset(ss, 0, sizeof *ss);
-	if (host[0] == '[') {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
-		host[hl - 1] = '\0';
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons((uint16_t)port);
-		*v6 = true;
-		return inet_pton(AF_INET6, host + 1, &s6->sin6_addr) == 1 ? 0 : -1;
-	}
-	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
-	s4->sin_family = AF_INET;
-	s4->sin_port = htons((uint16_t)port);
-	*v6 = false;
-	if (strcmp(host, "*") == 0) {
-		s4->sin_addr.s_addr = htonl(INADDR_ANY);
-		return 0;
-	}
-	return inet_pton(AF_INET, host, &s4->sin_addr) == 1 ? 0 : -1;
-}
-
 void
 web_stop(struct relayd *r)
 {
@@ -1761,7 +1705,7 @@ web_start(struct relayd *r, struct spool_err *e)
 	}
 	struct sockaddr_storage ss;
 	bool v6;
-	if (parse_addr(d->addr, &ss, &v6) != 0) {
+	if (conf_sockaddr(d->addr, &ss, &v6) != 0) {
 		web_stop(r);
 		return spool_fail(e, EX_CONFIG, "dashboard %s: bad address", d->addr);
 	}
@@ -1778,7 +1722,7 @@ web_start(struct relayd *r, struct spool_err *e)
 	if (d->tls_cert) {
 		flags |= MHD_USE_TLS;
 		w->tls = true;
-		if (!(w->mem_cert = slurp(d->tls_cert, e)) || !(w->mem_key = slurp(d->tls_key, e))) {
+		if (!(w->mem_cert = conf_slurp(d->tls_cert, e)) || !(w->mem_key = conf_slurp(d->tls_key, e))) {
 			web_stop(r);
 			return -1;
 		}
@@ -1846,7 +1790,7 @@ web_check(const struct conf *c, struct spool_err *e)
 	users_free(u, n);
 	const char *files[] = {d->tls_cert, d->tls_key};
 	for (int i = 0; i < 2; i++) {
-		char *text = files[i] ? slurp(files[i], e) : NULL;
+		char *text = files[i] ? conf_slurp(files[i], e) : NULL;
 		if (files[i] && !text)
 			return -1;
 		free(text);
