@@ -41,15 +41,15 @@ produced = {}
 prod = {}
 for h in hosts:
     s = set()
-    prod[h] = {"refused": 0, "restarts": 0, "unsent": 0, "confirmed": 0, "generated": 0, "exits": []}
+    prod[h] = {"refused": 0, "refused_lines": 0, "restarts": 0, "unsent": 0, "confirmed": 0, "generated": 0, "exits": []}
     for name in sorted(os.listdir(os.path.join(run, h))):
         if not (name.startswith("prod-") and name.endswith(".json")):
             continue
         with open(os.path.join(run, h, name)) as f:
             p = json.load(f)
         s.update(range(p["first"], p["last"] + 1))
-        for k in ("refused", "restarts", "unsent", "confirmed"):
-            prod[h][k] += p[k]
+        for k in ("refused", "refused_lines", "restarts", "unsent", "confirmed"):
+            prod[h][k] += p.get(k, 0)
         prod[h]["generated"] += p["last"] - p["first"] + 1
         prod[h]["exits"] += [e for e in p["exits"] if e != 0]
     produced[h] = s
@@ -96,6 +96,7 @@ dup = sum(len(v) - 1 for v in arr.values() if len(v) > 1)
 dup_ids = sum(c - 1 for c in ids.values() if c > 1)
 unknown = sum(1 for (h, s) in arr if h not in produced or s not in produced[h])
 refused = sum(prod[h]["refused"] for h in hosts)
+refused_lines = sum(prod[h]["refused_lines"] for h in hosts)
 unsent = sum(prod[h]["unsent"] for h in hosts)
 gen = sum(prod[h]["generated"] for h in hosts)
 
@@ -154,7 +155,8 @@ R["duplicated"] = dup
 R["duplicate_ids"] = dup_ids
 R["unknown"] = unknown
 R["unreadable"] = bad
-R["refused_at_source"] = refused
+R["refused_at_source"] = refused_lines
+R["refused_writes"] = refused
 R["unsent_at_source"] = unsent
 R["producer_restarts"] = sum(prod[h]["restarts"] for h in hosts)
 R["backlog_lines"] = len(ab)
@@ -218,8 +220,8 @@ L.append("| lines produced / arrived (distinct) | %d / %d | all | %s |" % (gen, 
 L.append("| lost (produced, never arrived) | %d | 0 | %s |" % (len(lost), "ok" if not lost else "**FAIL**"))
 L.append("| duplicated (a line stored twice at the collector) | %d (ids twice: %d) | 0 | %s |" % (
     dup, dup_ids, "ok" if not dup and not dup_ids else "**FAIL**"))
-L.append("| refused at source (line-writes mq-send did not take, written again) / never taken | %d / %d | - / 0 | %s |" % (
-    refused, unsent, "ok" if not unsent else "**FAIL**"))
+L.append("| refused at source: lines mq-send did not take at first (written again; %d writes in all) / never taken | %d / %d | - / 0 | %s |" % (
+    refused, refused_lines, unsent, "ok" if not unsent else "**FAIL**"))
 L.append("| steady phase: %s lines/s per host for %s s, arrivals | %d lines, %s lines/s | | |" % (
     info.get("rate", "?"), info.get("duration", "?"), steady_n, R["steady_rate"]))
 L.append("| latency send → durable at the collector, every steady line (median / p99 / max) | %s / %s / %s ms | | |" % (
@@ -230,6 +232,11 @@ for k, what in (("lossy_host", "the lossy, delayed host"), ("cut_host", "the hos
     if "latency_%s_p50_ms" % k in R:
         L.append("| the same, %s (%s) | %s / %s / %s ms | | |" % (
             what, info.get(k), R["latency_%s_p50_ms" % k], R["latency_%s_p99_ms" % k], R["latency_%s_max_ms" % k]))
+if info.get("backlog_cpu_collector_s"):
+    w = float(info["backlog_wall_s"])
+    cc, cs = float(info["backlog_cpu_collector_s"]), float(info["backlog_cpu_senders_s"])
+    L.append("| CPU over the backlog phase (%.1f s): the collector's mq-relayd / the %d senders' together | %.1f s (%.0f%% of one core, %.0f µs a line) / %.1f s (%.0f%%) | | |" % (
+        w, len(hosts), cc, 100 * cc / w if w else 0, 1e6 * cc / len(ab) if ab else 0, cs, 100 * cs / w if w else 0))
 L.append("")
 L.append("Faults, while the steady phase ran (seconds from its start), and what produced each:")
 L.append("")

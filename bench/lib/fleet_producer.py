@@ -14,13 +14,13 @@ No line is lost at the source: mq-send -i prints the id of each line once it is
 committed (durable), in order, so the lines written after the last printed id are
 the ones not taken.  When mq-send exits (75 on a full disk, anything), those lines
 are kept, a new mq-send is started after a short rest, and they are written again
-first, with their first send time (their latency includes the wait).  Each line
-written again counts once as "refused" (refused at source, retried), separately
-from lost.  At the end stdin is closed and every line must be confirmed; lines that
+first, with their first send time (their latency includes the wait).  A line so
+written again is "refused" at the source (refused_lines: distinct lines; refused:
+every time), counted apart from lost.  At the end stdin is closed and every line must be confirmed; lines that
 never were within END_CAP seconds are "unsent" (and listed as lost by the check).
 
 The summary (JSON) goes to SUMMARY: host, first, last (the highest seq generated),
-confirmed, refused, restarts, unsent, exits (mq-send exit codes), stderr (last lines).
+confirmed, refused, refused_lines, restarts, unsent, exits (mq-send exit codes), stderr (last lines).
 """
 import json, os, select, signal, subprocess, sys, time
 
@@ -48,6 +48,7 @@ signal.signal(signal.SIGPIPE, signal.SIG_IGN)
 pending = []        # (seq, ms) generated, not yet written to the current mq-send
 inflight = []       # written to the current mq-send, not yet confirmed by an id
 confirmed = refused = 0
+refused_set = set()   # the distinct lines refused at least once
 exits, errlines = [], []
 nextseq = first
 proc = None
@@ -120,6 +121,7 @@ def reap(rc):
     proc.stdout.close()
     proc.stderr.close()
     refused += len(inflight)
+    refused_set.update(q for q, _ in inflight)
     pending[:0] = inflight
     inflight.clear()
     proc = None
@@ -181,6 +183,6 @@ while True:
 
 with open(summary + ".tmp", "w") as f:
     json.dump({"host": host, "first": first, "last": nextseq - 1, "confirmed": confirmed,
-               "refused": refused, "restarts": max(0, len(exits) - 1), "unsent": len(pending) + len(inflight),
+               "refused": refused, "refused_lines": len(refused_set), "restarts": max(0, len(exits) - 1), "unsent": len(pending) + len(inflight),
                "exits": exits, "stderr": errlines}, f)
 os.rename(summary + ".tmp", summary)

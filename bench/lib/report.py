@@ -633,6 +633,19 @@ if RELAY_CONCS or relay_info:
             L.append("| %s | %d | %d | %d | %d | %d | %+d KiB |" % (name, v[0], v[1], v[2], v[3], v[4], v[4] - v[0]))
     L.append("")
 
+# the fleet (issue 12, bench/fleet, once per run): its own section, written by fleet_check.py
+_fleet = os.path.join(resdir, "fleet", "fleet.md")
+if os.path.exists(_fleet):
+    L.extend(open(_fleet).read().rstrip("\n").split("\n"))
+    L.append("")
+elif any(sk.startswith(("skipped: fleet", "fault: fleet")) for sk in skipped):
+    L.append("## The fleet: hosts relaying to one collector (network namespaces)")
+    L.append("")
+    for sk in skipped:
+        if sk.startswith(("skipped: fleet", "fault: fleet")):
+            L.append("- " + sk)
+    L.append("")
+
 L.append("## How it was measured")
 L.append("")
 L.append("""- One driver (bench/run), one run, rep-major repetitions; each figure is the median with [min-max].
