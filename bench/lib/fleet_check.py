@@ -198,11 +198,12 @@ with open(os.path.join(outdir, "fleet.txt"), "w") as f:
 L = []
 L.append("## The fleet: %d hosts relaying to one collector (network namespaces)" % len(hosts))
 L.append("")
-L.append("Measured by bench/fleet (%s; %s; %s cores; spools on %s). %d hosts, each a network namespace "
+L.append("Measured by bench/fleet (%s; %s; %s cores; spools on %s; load average %s). %d hosts, each a network namespace "
          "with its own spool and mq-relayd (`forward logs http://COLLECTOR:8080`, %s), joined by veth pairs to "
          "a bridge in a namespace of its own; the collector a namespace with one mq-relayd (`listen`, %s). "
          "Lines of %s bytes, `HOST SEQ SEND_MS xxx...`, from one producer per host into `mq-send -l -i logs`. %s" % (
-             info.get("date", "?"), info.get("cpu", "?"), info.get("cores", "?"), info.get("fs", "?"), len(hosts),
+             info.get("date", "?"), info.get("cpu", "?"), info.get("cores", "?"), info.get("fs", "?"),
+             info.get("loadavg", "?"), len(hosts),
              info.get("forward_opts", ""), info.get("listen_opts", ""), info.get("line_bytes", "?"),
              info.get("bridge_stage", "")))
 L.append("")
