@@ -16,11 +16,13 @@ the ones not taken.  When mq-send exits (75 on a full disk, anything), those lin
 are kept, a new mq-send is started after a short rest, and they are written again
 first, with their first send time (their latency includes the wait).  A line so
 written again is "refused" at the source (refused_lines: distinct lines; refused:
-every time), counted apart from lost.  At the end stdin is closed and every line must be confirmed; lines that
-never were within END_CAP seconds are "unsent" (and listed as lost by the check).
+every time), counted apart from lost.  At the end stdin is closed and every line
+must be confirmed; lines that never were within END_CAP seconds are "unsent" (and
+the check finds them lost).
 
 The summary (JSON) goes to SUMMARY: host, first, last (the highest seq generated),
-confirmed, refused, refused_lines, restarts, unsent, exits (mq-send exit codes), stderr (last lines).
+confirmed, refused, refused_lines, restarts, unsent, exits (mq-send exit codes),
+stderr (its last lines).
 """
 import json, os, select, signal, subprocess, sys, time
 
