@@ -57,7 +57,7 @@ static const char csp[] = "default-src 'none'; script-src 'self'; style-src 'sel
 
 struct sample {
 	int64_t at;
-	long long received, handled, forwarded, failed, backlog;
+	long long sent, received, handled, forwarded, failed, backlog;
 };
 
 struct web {
@@ -78,6 +78,12 @@ struct web {
 	char *mem_cert, *mem_key;
 	struct sample ring[SAMPLES];
 	size_t nring, head;      /* head: where the next sample goes */
+	/* sends into every queue, by any producer, counted from inotify (spool_tally) */
+	spool_tally *tally;
+	struct loop_io *tally_io;
+	char **tallied;          /* the queue of each tally slot */
+	struct spool_tally_counts *counts;
+	size_t ntallied;
 };
 
 struct wreq {
@@ -274,10 +280,54 @@ backlog_now(struct relayd *r)
 	return n;
 }
 
+/* Count the sends of queues made since the last look, from now on. */
+static void
+tally_queues(struct web *w)
+{
+	struct spool_err e = {0};
+	char **names = w->tally ? spool_queues(w->r->sp, &e) : NULL;
+	for (char **n = names; n && *n; n++) {
+		size_t i = 0;
+		while (i < w->ntallied && strcmp(w->tallied[i], *n) != 0)
+			i++;
+		if (i < w->ntallied)
+			continue;
+		char **v = realloc(w->tallied, (w->ntallied + 1) * sizeof *v);
+		if (v)
+			w->tallied = v;
+		struct spool_tally_counts *c = realloc(w->counts, (w->ntallied + 1) * sizeof *c);
+		if (c)
+			w->counts = c;
+		if (!v || !c || !(v[w->ntallied] = strdup(*n)))
+			break;
+		memset(&c[w->ntallied], 0, sizeof *c);
+		spool_queue *q = spool_queue_open(w->r->sp, *n, SPOOL_LOOK, &e);
+		if (q && spool_tally_add(w->tally, q, w->ntallied, &e) == 0)
+			w->ntallied++;
+		else
+			free(v[w->ntallied]);
+		spool_queue_close(q);
+	}
+	spool_strv_free(names);
+}
+
+static void
+on_tally(void *arg, uint32_t events)
+{
+	struct web *w = arg;
+	(void)events;
+	spool_tally_read(w->tally, w->counts, w->ntallied);
+}
+
 static void
 take_sample(struct web *w, struct sample *s, long long backlog)
 {
 	struct relayd *r = w->r;
+	if (w->tally)
+		spool_tally_read(w->tally, w->counts, w->ntallied);
+	s->sent = 0;
+	for (size_t i = 0; i < w->ntallied; i++)
+		s->sent += w->counts[i].sent;
 	s->at = spool_now();
 	s->received = r->n.received;
 	s->handled = r->n.handled;
@@ -290,6 +340,7 @@ static void
 on_tick(void *arg)
 {
 	struct web *w = arg;
+	tally_queues(w);
 	take_sample(w, &w->ring[w->head], backlog_now(w->r));
 	w->head = (w->head + 1) % SAMPLES;
 	if (w->nring < SAMPLES)
@@ -309,22 +360,23 @@ sample_at(const struct web *w, size_t i) /* 0: the oldest kept */
 static json_t *
 rates_json(struct web *w, long long backlog)
 {
-	static const char *const names[] = {"received", "handled", "forwarded", "failed"};
+	static const char *const names[] = {"sent", "received", "handled", "forwarded", "failed"};
 	struct sample now;
 	take_sample(w, &now, backlog);
-	json_t *t = json_array(), *from = json_array(), *series[4], *bl = json_array();
-	for (int k = 0; k < 4; k++)
+	json_t *t = json_array(), *from = json_array(), *series[5], *bl = json_array();
+	for (int k = 0; k < 5; k++)
 		series[k] = json_array();
 	const struct sample *prev = NULL;
 	for (size_t i = 0; i <= w->nring; i++) {
 		const struct sample *s = i < w->nring ? sample_at(w, i) : &now;
 		if (prev && s->at - prev->at >= 1000) {
 			double dt = (double)(s->at - prev->at) / 1000.0;
-			long long d[4] = {s->received - prev->received, s->handled - prev->handled,
-			                  s->forwarded - prev->forwarded, s->failed - prev->failed};
+			long long d[5] = {s->sent - prev->sent, s->received - prev->received,
+			                  s->handled - prev->handled, s->forwarded - prev->forwarded,
+			                  s->failed - prev->failed};
 			json_array_append_new(from, json_integer(prev->at / 1000));
 			json_array_append_new(t, json_integer(s->at / 1000));
-			for (int k = 0; k < 4; k++)
+			for (int k = 0; k < 5; k++)
 				json_array_append_new(series[k], json_real((double)d[k] / dt));
 			json_array_append_new(bl, json_integer(s->backlog));
 		}
@@ -339,18 +391,20 @@ rates_json(struct web *w, long long backlog)
 			break;
 		}
 	json_t *cur = json_object();
-	long long nowv[4] = {now.received, now.handled, now.forwarded, now.failed};
-	for (int k = 0; k < 4; k++) {
+	long long nowv[5] = {now.sent, now.received, now.handled, now.forwarded, now.failed};
+	for (int k = 0; k < 5; k++) {
 		double v = 0;
 		if (base) {
-			long long b[4] = {base->received, base->handled, base->forwarded, base->failed};
+			long long b[5] = {base->sent, base->received, base->handled, base->forwarded,
+			                  base->failed};
 			v = (double)(nowv[k] - b[k]) * 1000.0 / (double)(now.at - base->at);
 		}
 		json_object_set_new(cur, names[k], json_real(v));
 	}
-	json_t *o = json_pack("{s:i, s:o, s:o, s:o, s:{s:o, s:o, s:o, s:o}, s:o}", "interval",
-	                      SAMPLE_EVERY / 1000, "now", cur, "from", from, "t", t, "series", names[0], series[0],
-	                      names[1], series[1], names[2], series[2], names[3], series[3], "backlog", bl);
+	json_t *o = json_pack("{s:i, s:o, s:o, s:o, s:{s:o, s:o, s:o, s:o, s:o}, s:o}", "interval",
+	                      SAMPLE_EVERY / 1000, "now", cur, "from", from, "t", t, "series", names[0],
+	                      series[0], names[1], series[1], names[2], series[2], names[3], series[3],
+	                      names[4], series[4], "backlog", bl);
 	return o;
 }
 
@@ -816,9 +870,9 @@ overview_html(const json_t *j)
 	/* rates: figures now (for scripts off), the chart drawn by the script */
 	const json_t *now = json_object_get(json_object_get(j, "rates"), "now");
 	fputs("<section><h2>Rates <small>per second, up to the last hour</small></h2><p id=\"rates\">", o);
-	static const char *const series[] = {"received", "handled", "forwarded", "failed"};
-	static const char *const label[] = {"received", "acked", "forwarded", "failed"};
-	for (int k = 0; k < 4; k++)
+	static const char *const series[] = {"sent", "received", "handled", "forwarded", "failed"};
+	static const char *const label[] = {"sent", "received", "acked", "forwarded", "failed"};
+	for (int k = 0; k < 5; k++)
 		fprintf(o, "<span class=\"rate s-%s\">%s <b data-k=\"%s\">%.1f</b>/s</span> ", series[k],
 		        label[k], series[k], json_real_value(json_object_get(now, series[k])));
 	fputs("</p><div class=\"chart\"><span class=\"ymax\" id=\"chart-max\"></span>"
@@ -1663,6 +1717,13 @@ web_stop(struct relayd *r)
 	}
 	loop_timer_set(r->loop, &w->timer, 0);
 	loop_timer_set(r->loop, &w->tick, 0);
+	if (w->tally_io)
+		loop_io_del(r->loop, w->tally_io);
+	spool_tally_free(w->tally);
+	for (size_t i = 0; i < w->ntallied; i++)
+		free(w->tallied[i]);
+	free(w->tallied);
+	free(w->counts);
 	users_free(w->users, w->nusers);
 	free(w->cd);
 	free(w->mem_cert);
@@ -1743,6 +1804,14 @@ web_start(struct relayd *r, struct spool_err *e)
 		web_stop(r);
 		return spool_fail(e, EX_OSERR, "dashboard %s: cannot watch the server: %s", d->addr,
 		                  strerror(errno));
+	}
+	/* sends are seen by inotify: without it, no "sent" rate (but the rest works) */
+	if (!(w->tally = spool_tally_new(e)) ||
+	    !(w->tally_io = loop_io_add(r->loop, spool_tally_fd(w->tally), EPOLLIN, on_tally, w))) {
+		logmsg(LOG_WARNING, "dashboard: no sent rate: %s", w->tally ? strerror(errno) : e->msg);
+		spool_tally_free(w->tally);
+		w->tally = NULL;
+		*e = (struct spool_err){0};
 	}
 	on_tick(w); /* the first sample: rates count from the start */
 	logmsg(LOG_INFO, "dashboard on %s://%s/ (%s, %s)", w->tls ? "https" : "http", d->addr,

@@ -343,6 +343,21 @@ id_in() { mq-peek "$1" | awk -v s="$2" '$1 == s {print $2; exit}'; }
 	[ "$CODE" = 404 ]
 }
 
+@test "dashboard: the sent rate counts every send into the spool, by any producer" {
+	echo seed | mq-send work # the queue exists when the daemon starts
+	start_dashboard
+	sleep 2.1 # the rate now is taken over an interval of at least 2 s from a sample
+	seq 300 | mq-send -l work
+	# a queue made after the start is counted from the next sample (10 s): not asserted
+	req GET "$DASH/api/overview"
+	local sent
+	sent=$(json_get 'j["rates"]["now"]["sent"]' <<<"$BODY")
+	python3 -c 'import sys; v = float(sys.argv[1]); sys.exit(not 10 <= v <= 300)' "$sent"
+	[ "$(json_get 'j["rates"]["now"]["handled"]' <<<"$BODY")" = 0.0 ]
+	req GET "$DASH/"
+	[[ $BODY == *'<span class="rate s-sent">sent <b data-k="sent">'* ]]
+}
+
 # ---- in the browser ----
 
 @test "dashboard in Chromium: the overview shows every queue's counts, with scripts as without" {

@@ -100,7 +100,7 @@
 		var svg = document.getElementById('chart');
 		if (!svg) return;
 		while (svg.firstChild) svg.removeChild(svg.firstChild);
-		var W = 720, H = 140, pad = 14, names = ['received', 'handled', 'forwarded', 'failed'];
+		var W = 720, H = 140, pad = 14, names = ['sent', 'received', 'handled', 'forwarded', 'failed'];
 		// the last hour, or since the daemon started (5 minutes at least)
 		var now = Date.now() / 1000, max = 1;
 		var span = r.from.length ? Math.min(3600, Math.max(300, now - r.from[0])) : 3600;
@@ -135,7 +135,7 @@
 	function overview(j) {
 		queueRows(j);
 		var rates = document.getElementById('rates');
-		if (rates) ['received', 'handled', 'forwarded', 'failed'].forEach(function (k) {
+		if (rates) ['sent', 'received', 'handled', 'forwarded', 'failed'].forEach(function (k) {
 			var b = rates.querySelector('b[data-k="' + k + '"]');
 			if (b) b.textContent = j.rates.now[k].toFixed(1);
 		});
