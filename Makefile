@@ -29,15 +29,29 @@ MHD_CFLAGS     ?= $(shell $(PKG_CONFIG) --cflags libmicrohttpd 2>/dev/null)
 MHD_LIBS       ?= $(shell $(PKG_CONFIG) --libs libmicrohttpd gnutls 2>/dev/null || echo -lmicrohttpd -lgnutls)
 CRYPTO_CFLAGS  ?= $(shell $(PKG_CONFIG) --cflags libcrypto 2>/dev/null)
 CRYPTO_LIBS    ?= $(shell $(PKG_CONFIG) --libs libcrypto 2>/dev/null || echo -lcrypto)
+# mq-bridge (bridge/) and the tests' t/nats-tool need libnats (libnats-dev):
+# without it they are not built, and their tests skip.  HAVE_NATS=0 to leave
+# them out; NATS_CFLAGS/NATS_LIBS for a libnats of one's own.
+HAVE_NATS      ?= $(shell $(PKG_CONFIG) --exists libnats 2>/dev/null && echo 1 || echo 0)
+NATS_CFLAGS    ?= $(shell $(PKG_CONFIG) --cflags libnats 2>/dev/null)
+NATS_LIBS      ?= $(shell $(PKG_CONFIG) --libs libnats 2>/dev/null || echo -lnats)
 
 LIB_SRCS := $(sort $(wildcard lib/*.c))
 LIB_OBJS := $(LIB_SRCS:.c=.o)
 LIB_HDRS := $(wildcard lib/*.h)
 CMDS     := $(patsubst %.c,%,$(sort $(wildcard bin/mq-*.c))) bin/mq-relayd
+ifeq ($(HAVE_NATS),1)
+CMDS     += bin/mq-bridge
+NATS_TOOLS = t/nats-tool
+endif
 # mq-relayd is a folder of its own (relayd/): the only code that links
 # libcurl and libmicrohttpd, which lib/ must never include (lib-check).
 RELAYD_SRCS := $(sort $(wildcard relayd/*.c))
 RELAYD_HDRS := $(wildcard relayd/*.h)
+# mq-bridge is another (bridge/): the only code that links libnats, whose
+# threads must stay out of a daemon that forks (bridge/main.c says why).
+BRIDGE_SRCS := $(sort $(wildcard bridge/*.c))
+BRIDGE_HDRS := $(wildcard bridge/*.h)
 # which commands need which libraries (only these link them)
 JSON_CMDS  = bin/mq-peek bin/mq-stat
 DAEMON_CMDS = bin/mq-relayd
@@ -46,7 +60,7 @@ MAN5     := $(wildcard man/*.5)
 MAN7     := $(wildcard man/*.7)
 MAN8     := $(wildcard man/*.8)
 
-all: lib-check $(CMDS)
+all: lib-check $(CMDS) $(NATS_TOOLS)
 
 # lib/ knows the spool and nothing of HTTP or NATS: refuse a build where it
 # includes their headers.
@@ -71,6 +85,14 @@ bin/mq-relayd: $(RELAYD_SRCS) $(RELAYD_HDRS) lib/libspool.a $(LIB_HDRS)
 	$(CC) $(ALL_CFLAGS) -Irelayd $(JANSSON_CFLAGS) $(CURL_CFLAGS) $(MHD_CFLAGS) $(CRYPTO_CFLAGS) \
 	    -o $@ $(RELAYD_SRCS) lib/libspool.a $(LDFLAGS) \
 	    $(JANSSON_LIBS) $(CURL_LIBS) $(MHD_LIBS) $(CRYPTO_LIBS) -pthread
+
+bin/mq-bridge: $(BRIDGE_SRCS) $(BRIDGE_HDRS) lib/libspool.a $(LIB_HDRS)
+	$(CC) $(ALL_CFLAGS) -Ibridge $(NATS_CFLAGS) $(JANSSON_CFLAGS) \
+	    -o $@ $(BRIDGE_SRCS) lib/libspool.a $(LDFLAGS) $(NATS_LIBS) $(JANSSON_LIBS) -pthread
+
+# the tests' hands on a NATS cluster: streams, publishes, reading back
+t/nats-tool: t/nats-tool.c
+	$(CC) $(ALL_CFLAGS) $(NATS_CFLAGS) -o $@ $< $(LDFLAGS) $(NATS_LIBS) -pthread
 
 deps:
 	@contrib/install-deps
@@ -157,7 +179,7 @@ fuzz-corpus: $(FUZZ_REPLAYS)
 	done
 
 fmt:
-	clang-format -i lib/*.c lib/*.h bin/*.c relayd/*.c relayd/*.h
+	clang-format -i lib/*.c lib/*.h bin/*.c relayd/*.c relayd/*.h bridge/*.c bridge/*.h
 
 # Static checks, each finding an error (README, "Static checks"): mandoc on
 # the man pages, cppcheck, and clang-tidy with the checks of .clang-tidy,
@@ -179,7 +201,7 @@ lint:
 	    printf "%s\n" "$$out" | grep -v "^[0-9]* warnings\? generated\.$$" | grep .; exit $$rc' {}
 
 clean:
-	rm -f lib/*.o lib/libspool.a $(CMDS)
+	rm -f lib/*.o lib/libspool.a $(CMDS) bin/mq-bridge t/nats-tool
 	rm -rf fuzz/build
 
 .PHONY: all lib-check deps demo check bench stress fuzz fuzz-corpus install fmt lint clean
