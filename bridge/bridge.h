@@ -24,7 +24,7 @@ struct bridge {
 	char **servers;         /* -s, split at commas */
 	int nservers;
 	const char *creds;      /* --creds */
-	const char *token_file; /* --token-file */
+	char *token;            /* the first line of --token-file */
 	long window;            /* -n: out: publishes in flight; in: fetch batch */
 	int64_t timeout;        /* -t: out: the wait for a PubAck; in: AckWait of a consumer made */
 	bool drain;             /* -D: leave once nothing is left to do */

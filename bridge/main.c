@@ -139,7 +139,6 @@ bridge_connect(struct bridge *b, jsOptions *jo)
 {
 	natsOptions *o = NULL;
 	char err[256];
-	char *token = NULL;
 	natsStatus s = natsOptions_Create(&o);
 	if (s == NATS_OK)
 		s = natsOptions_SetServers(o, (const char **)b->servers, b->nservers);
@@ -160,11 +159,11 @@ bridge_connect(struct bridge *b, jsOptions *jo)
 	natsOptions_SetErrorHandler(o, on_async_error, b);
 	if (b->creds && (s = natsOptions_SetUserCredentialsFromFiles(o, b->creds, NULL)) != NATS_OK)
 		cli_die(EX_CONFIG, "--creds %s: %s", b->creds, bridge_strerror(s, err, sizeof err));
-	if (b->token_file) {
-		token = read_token(b->token_file);
-		natsOptions_SetToken(o, token);
-		memset(token, 0, strlen(token));
-		free(token);
+	if (b->token) {
+		natsOptions_SetToken(o, b->token);
+		memset(b->token, 0, strlen(b->token));
+		free(b->token);
+		b->token = NULL;
 	}
 	s = natsConnection_Connect(&b->nc, o);
 	natsOptions_Destroy(o);
@@ -245,7 +244,8 @@ main(int argc, char **argv)
 			servers = optarg;
 			break;
 		case 'T':
-			b.token_file = optarg;
+			free(b.token);
+			b.token = read_token(optarg);
 			break;
 		case 't':
 			b.timeout = cli_duration("-t", optarg);
@@ -265,6 +265,9 @@ main(int argc, char **argv)
 	if ((!out && !in) || argc != (out ? 3 : 4))
 		cli_usage(0);
 	split_servers(&b, servers && *servers ? servers : DEFAULT_SERVERS);
+	/* bad input leaves the spool as it was: these before the queue is made */
+	if (b.creds && access(b.creds, R_OK) != 0)
+		cli_die(EX_CONFIG, "--creds %s: %s", b.creds, strerror(errno));
 
 	/* signals are read from a signalfd by the main thread: blocked before
 	 * libnats makes its threads, which inherit the mask */
