@@ -50,7 +50,8 @@ RELAYD_SRCS := $(sort $(wildcard relayd/*.c))
 RELAYD_HDRS := $(wildcard relayd/*.h)
 # mq-bridge is another (bridge/): the only code that links libnats, whose
 # threads must stay out of a daemon that forks (bridge/main.c says why).
-BRIDGE_SRCS := $(sort $(wildcard bridge/*.c))
+# (and mq-relayd's closer.c, as it is: closes that wait on the disk, in threads)
+BRIDGE_SRCS := $(sort $(wildcard bridge/*.c)) relayd/closer.c
 BRIDGE_HDRS := $(wildcard bridge/*.h)
 # which commands need which libraries (only these link them)
 JSON_CMDS  = bin/mq-peek bin/mq-stat
@@ -187,14 +188,16 @@ fmt:
 CPPCHECK   ?= cppcheck
 CLANG_TIDY ?= clang-tidy
 LINT_JOBS  ?= 2
-LINT_SRCS  := $(LIB_SRCS) $(sort $(wildcard bin/mq-*.c)) $(RELAYD_SRCS) $(sort $(wildcard fuzz/*.c))
-LINT_FLAGS  = -std=c11 -D_GNU_SOURCE -DSPOOL_VERSION=\"lint\" -Ilib -Irelayd -Ifuzz \
-	$(JANSSON_CFLAGS) $(CURL_CFLAGS) $(MHD_CFLAGS) $(CRYPTO_CFLAGS)
+LINT_SRCS  := $(LIB_SRCS) $(sort $(wildcard bin/mq-*.c)) $(RELAYD_SRCS) $(sort $(wildcard fuzz/*.c)) \
+	$(if $(filter 1,$(HAVE_NATS)),$(sort $(wildcard bridge/*.c)) t/nats-tool.c)
+LINT_FLAGS  = -std=c11 -D_GNU_SOURCE -DSPOOL_VERSION=\"lint\" -Ilib -Irelayd -Ibridge -Ifuzz \
+	$(JANSSON_CFLAGS) $(CURL_CFLAGS) $(MHD_CFLAGS) $(CRYPTO_CFLAGS) $(NATS_CFLAGS)
 lint:
 	for m in man/*.[1578]; do mandoc -Tlint -W warning $$m; done
 	$(CPPCHECK) -q --error-exitcode=1 --inline-suppr --enable=warning,performance,portability \
 	    --std=c11 -D_GNU_SOURCE -DSPOOL_VERSION='"lint"' '-Dnoreturn=__attribute__((noreturn))' \
-	    --suppress=missingIncludeSystem -Ilib -Irelayd -Ifuzz lib bin relayd fuzz
+	    --suppress=missingIncludeSystem -Ilib -Irelayd -Ibridge -Ifuzz lib bin relayd fuzz \
+	    $(if $(filter 1,$(HAVE_NATS)),bridge)
 	@echo "$(CLANG_TIDY): $(words $(LINT_SRCS)) files"
 	@printf '%s\n' $(LINT_SRCS) | xargs -P $(LINT_JOBS) -I{} sh -c \
 	    'out=$$($(CLANG_TIDY) --quiet "$$0" -- $(LINT_FLAGS) 2>&1); rc=$$?; \

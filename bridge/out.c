@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "bridge.h"
 
@@ -34,9 +35,11 @@
 #define LOOKUP_FOR 1000          /* ms a "does a stream take the subject" answer is kept */
 #define DEFAULT_TIMEOUT 5000     /* ms: -t, the wait for a PubAck */
 #define DRAIN_GRACE 1000         /* ms past -t that a shutdown waits for PubAcks */
+#define PAUSE_LOOK 100           /* ms: how stale the view of mq-pause may be (and the watch's event) */
 
 struct flight {
 	spool_msg *m;  /* NULL: a free slot */
+	int fd;        /* the body's: its close after the ack is the closer's */
 	char id[32];
 };
 
@@ -95,12 +98,14 @@ on_puback(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *arg)
 		if (v)
 			o->dv = v, o->dcap = cap;
 	}
+	bool first = o->dn == 0; /* the main thread is woken once per batch of answers */
 	if (o->dn < o->dcap)
 		o->dv[o->dn++] = d;
 	else
 		o->oom = true;
 	pthread_mutex_unlock(&o->mu);
-	bridge_wake(o->b);
+	if (first)
+		bridge_wake(o->b);
 }
 
 /* ---- does a stream take the subject (after "no responders") ---- */
@@ -149,8 +154,10 @@ free_slot(struct out *o)
 static void
 flight_end(struct out *o, struct flight *f)
 {
-	spool_msg_free(f->m);
+	spool_msg_free(f->m); /* not the last close: f->fd holds the file */
+	closer_put(f->fd);
 	f->m = NULL;
+	f->fd = -1;
 	o->inflight--;
 }
 
@@ -305,12 +312,13 @@ publish(struct out *o, spool_msg *m)
 	char err[256];
 	natsMsg *nm = NULL;
 	natsStatus s;
+	int fd = -1;
 	int64_t max = o->b->nc ? natsConnection_GetMaxPayload(o->b->nc) : 0;
 	size_t len = 0;
 	if (max <= 0)
 		max = 1 << 20;
 	char *const *hdrs = spool_msg_headers(m, &e);
-	if (!hdrs)
+	if (!hdrs || (fd = spool_msg_body_fd(m, &e)) < 0)
 		goto unreadable;
 	for (;;) {
 		if (len == o->bodycap) {
@@ -322,9 +330,14 @@ publish(struct out *o, spool_msg *m)
 			}
 			o->body = p, o->bodycap = cap;
 		}
-		ssize_t r = spool_msg_read(m, o->body + len, o->bodycap - len, &e);
-		if (r < 0)
+		ssize_t r = read(fd, o->body + len, o->bodycap - len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			spool_fail(&e, spool_errno_code(errno), "read %s: %s", spool_msg_path(m),
+			           spool_strerror(errno));
 			goto unreadable;
+		}
 		if (r == 0)
 			break;
 		len += (size_t)r;
@@ -333,6 +346,7 @@ publish(struct out *o, spool_msg *m)
 			         (long long)max);
 			settle(o, m, false, NATS_MAX_PAYLOAD, 0, err);
 			spool_msg_free(m);
+			close(fd);
 			return;
 		}
 	}
@@ -357,16 +371,19 @@ publish(struct out *o, spool_msg *m)
 	/* in the table first: the answer may come before the call returns */
 	snprintf(f->id, sizeof f->id, "%s", spool_msg_id(m));
 	f->m = m;
+	f->fd = fd;
 	o->inflight++;
 	if ((s = js_PublishMsgAsync(o->b->js, &nm, &po)) == NATS_OK)
 		return;
 	f->m = NULL;
+	f->fd = -1;
 	f->id[0] = '\0';
 	o->inflight--;
 failed:
 	natsMsg_Destroy(nm);
 	settle(o, m, false, s, 0, bridge_strerror(s, err, sizeof err));
 	spool_msg_free(m);
+	close(fd);
 	return;
 unreadable:;
 	/* counted, towards dead/ past max-attempts (as mq-relayd's forward) */
@@ -377,6 +394,8 @@ unreadable:;
 	if (spool_settle(m, &v, &oc, &e2) != 0)
 		cli_warn("%s: %s: %s", spool_queue_name(o->q), spool_msg_id(m), e2.msg);
 	spool_msg_free(m);
+	if (fd >= 0)
+		close(fd);
 }
 
 static void
@@ -419,6 +438,7 @@ subject_ok(const char *s)
 struct watch_arg {
 	bool *empty;
 	bool *lost;
+	bool *pause;
 };
 
 static void
@@ -428,6 +448,8 @@ on_watch(void *arg, spool_queue *q, enum spool_watch_event ev)
 	(void)q;
 	if (ev == SPOOL_WATCH_LOST)
 		*wa->lost = true;
+	if (ev == SPOOL_WATCH_PAUSE)
+		*wa->pause = true;
 	*wa->empty = false;
 }
 
@@ -448,6 +470,9 @@ bridge_out(struct bridge *b, const char *queue, const char *subject)
 	o.nfl = (size_t)b->window;
 	if (!(o.fl = calloc(o.nfl, sizeof *o.fl)))
 		cli_die(EX_OSERR, "out of memory");
+	for (size_t i = 0; i < o.nfl; i++)
+		o.fl[i].fd = -1;
+	closer_start();
 	pthread_mutex_init(&o.mu, NULL);
 	spool_watch *w = spool_watch_new(&e);
 	if (!w || spool_watch_add(w, o.q, &e) < 0)
@@ -466,9 +491,10 @@ bridge_out(struct bridge *b, const char *queue, const char *subject)
 	bridge_connect(b, &jo);
 
 	bool empty = false, lost = false;
-	struct watch_arg wa = {&empty, &lost};
+	bool paused = false, pause_event = false;
+	struct watch_arg wa = {&empty, &lost, &pause_event};
 	int64_t start = spool_now(), next_due = 0, next_repair = start + REPAIR_EVERY, down_since = 0;
-	int64_t stop_by = 0;
+	int64_t stop_by = 0, next_tick = 0, pause_look = 0;
 	spool_msg **batch = calloc(o.nfl, sizeof *batch);
 	int rc = EX_DONE;
 	if (!batch)
@@ -499,9 +525,16 @@ bridge_out(struct bridge *b, const char *queue, const char *subject)
 				cli_warn("%s", e.msg);
 			empty = false;
 		}
+		/* refill once half the window has come back: claims in batches,
+		 * one holder write and one pass of this loop for many messages */
 		size_t cap = o.fails ? 1 : o.nfl, n = 0;
-		bool can = !stop_by && b->connected && now >= o.rest_until && !empty &&
-		           o.inflight < cap && !spool_queue_paused(o.q);
+		bool low = o.inflight == 0 || o.inflight <= cap / 2;
+		if (now >= pause_look || pause_event) {
+			paused = spool_queue_paused(o.q);
+			pause_look = now + PAUSE_LOOK;
+			pause_event = false;
+		}
+		bool can = !stop_by && b->connected && now >= o.rest_until && !empty && low && !paused;
 		while (can && o.inflight + n < cap) {
 			spool_msg *m;
 			int r = spool_claim(o.q, &m, &next_due, &e);
@@ -527,10 +560,14 @@ bridge_out(struct bridge *b, const char *queue, const char *subject)
 				rc = EX_TEMPFAIL;
 			break;
 		}
-		int64_t tick = 0;
-		tick_leases(&o, &tick);
-		if (tick && tick < wake)
-			wake = tick;
+		if (next_tick <= now) {
+			next_tick = 0;
+			tick_leases(&o, &next_tick);
+			if (!next_tick)
+				next_tick = now + 1000;
+		}
+		if (next_tick < wake)
+			wake = next_tick;
 		if (o.rest_until > now && o.rest_until < wake)
 			wake = o.rest_until;
 		if (next_due && next_due < wake)
@@ -555,6 +592,7 @@ bridge_out(struct bridge *b, const char *queue, const char *subject)
 	}
 	bridge_close(b);
 	take_answers(&o); /* none can come now; frees the list */
+	closer_stop();
 	if (lost) {
 		cli_warn("queue %s was removed or replaced", queue);
 		rc = EX_NOINPUT;
