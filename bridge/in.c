@@ -183,8 +183,8 @@ static void
 store(struct in *o, natsMsgList *list)
 {
 	int n = list->Count;
-	spool_import **v = calloc((size_t)n, sizeof *v);
-	natsMsg **vm = calloc((size_t)n, sizeof *vm);
+	spool_import **v = calloc((size_t)n, sizeof(spool_import *));
+	natsMsg **vm = calloc((size_t)n, sizeof(natsMsg *));
 	uint64_t *seq = calloc((size_t)n, sizeof *seq);
 	struct spool_err e = {0};
 	int k = 0;

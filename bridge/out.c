@@ -495,7 +495,7 @@ bridge_out(struct bridge *b, const char *queue, const char *subject)
 	struct watch_arg wa = {&empty, &lost, &pause_event};
 	int64_t start = spool_now(), next_due = 0, next_repair = start + REPAIR_EVERY, down_since = 0;
 	int64_t stop_by = 0, next_tick = 0, pause_look = 0;
-	spool_msg **batch = calloc(o.nfl, sizeof *batch);
+	spool_msg **batch = calloc(o.nfl, sizeof(spool_msg *));
 	int rc = EX_DONE;
 	if (!batch)
 		cli_die(EX_OSERR, "out of memory");

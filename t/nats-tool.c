@@ -22,6 +22,19 @@
 #include <unistd.h>
 
 static natsConnection *nc;
+
+/* A number argument, or exit 1. */
+static long
+num(const char *s)
+{
+	char *end;
+	long v = strtol(s, &end, 10);
+	if (end == s || *end) {
+		fprintf(stderr, "nats-tool: bad number '%s'\n", s);
+		exit(1);
+	}
+	return v;
+}
 static jsCtx *js;
 
 static int64_t
@@ -96,7 +109,7 @@ main(int argc, char **argv)
 	int na = argc - 4;
 	if (strcmp(cmd, "wait") == 0 && na == 1) {
 		jsAccountInfo *ai = NULL;
-		RETRY(atoi(a[0]), "account info", js_GetAccountInfo(&ai, js, NULL, &jerr));
+		RETRY(num(a[0]), "account info", js_GetAccountInfo(&ai, js, NULL, &jerr));
 		jsAccountInfo_Destroy(ai);
 	} else if (strcmp(cmd, "stream") == 0 && na >= 3) {
 		jsStreamConfig sc;
@@ -106,12 +119,12 @@ main(int argc, char **argv)
 		sc.Name = a[0];
 		sc.Subjects = subj;
 		sc.SubjectsLen = 1;
-		sc.Replicas = atoi(a[2]);
+		sc.Replicas = num(a[2]);
 		sc.Storage = js_FileStorage;
 		if (na >= 4)
-			sc.Duplicates = (int64_t)atoi(a[3]) * 1000000000LL;
+			sc.Duplicates = (int64_t)num(a[3]) * 1000000000LL;
 		if (na >= 5)
-			sc.MaxMsgSize = atoi(a[4]);
+			sc.MaxMsgSize = num(a[4]);
 		RETRY(30, "add stream", js_AddStream(&si, js, &sc, NULL, &jerr));
 		jsStreamInfo_Destroy(si);
 	} else if (strcmp(cmd, "consumer") == 0 && na == 3) {
@@ -120,12 +133,12 @@ main(int argc, char **argv)
 		jsConsumerConfig_Init(&cc);
 		cc.Durable = a[1];
 		cc.AckPolicy = js_AckExplicit;
-		cc.AckWait = (int64_t)atoi(a[2]) * 1000000LL;
+		cc.AckWait = (int64_t)num(a[2]) * 1000000LL;
 		cc.MaxDeliver = -1;
 		RETRY(30, "add consumer", js_AddConsumer(&ci, js, a[0], &cc, NULL, &jerr));
 		jsConsumerInfo_Destroy(ci);
 	} else if (strcmp(cmd, "pub") == 0 && na >= 3) {
-		long n = atol(a[1]), first = na >= 4 ? atol(a[3]) : 0;
+		long n = num(a[1]), first = na >= 4 ? num(a[3]) : 0;
 		for (long i = first; i < first + n; i++) {
 			char id[128];
 			snprintf(id, sizeof id, "%s-%ld", a[2], i);
