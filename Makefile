@@ -50,8 +50,7 @@ RELAYD_SRCS := $(sort $(wildcard relayd/*.c))
 RELAYD_HDRS := $(wildcard relayd/*.h)
 # mq-bridge is another (bridge/): the only code that links libnats, whose
 # threads must stay out of a daemon that forks (bridge/main.c says why).
-# (and mq-relayd's closer.c, as it is: closes that wait on the disk, in threads)
-BRIDGE_SRCS := $(sort $(wildcard bridge/*.c)) relayd/closer.c
+BRIDGE_SRCS := $(sort $(wildcard bridge/*.c))
 BRIDGE_HDRS := $(wildcard bridge/*.h)
 # which commands need which libraries (only these link them)
 JSON_CMDS  = bin/mq-peek bin/mq-stat

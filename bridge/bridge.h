@@ -56,11 +56,11 @@ const char *bridge_strerror(natsStatus s, char *buf, size_t len);
 /* Full jitter in [0, min(cap, first * 2^(n-1))] of the queue's backoff. */
 int64_t bridge_jitter(const spool_queue *q, int n);
 
-/* mq-relayd's relayd/closer.c, linked in as it is: the last close of an
- * acked message (its blocks freed, one discard each on ext4 with
- * `discard`) in a few threads of its own, off the main thread. */
+/* closer.c: the last close of acked message files (their blocks freed, a
+ * discard each on ext4 with `discard`) in threads of its own, a batch at a
+ * time; fds of -1 are passed over. */
 void closer_start(void);
-void closer_put(int fd);
+void closer_put(const int *fd, size_t n);
 void closer_stop(void);
 
 int bridge_out(struct bridge *b, const char *queue, const char *subject);

@@ -58,6 +58,8 @@ struct out {
 	spool_queue *q;
 	struct flight *fl;
 	size_t nfl, inflight;
+	int *fds;               /* of the slots just freed, for the closer (nfl of them) */
+	size_t nfds;
 	char *body;
 	size_t bodycap;
 	int fails;              /* publishes in a row the cluster could not take */
@@ -151,11 +153,13 @@ free_slot(struct out *o)
 	return NULL;
 }
 
+/* The slot is free again; its body's descriptor (the last that holds the
+ * file once it is acked) goes to *fds for the closer. */
 static void
-flight_end(struct out *o, struct flight *f)
+flight_end(struct out *o, struct flight *f, int *fds, size_t *nfds)
 {
 	spool_msg_free(f->m); /* not the last close: f->fd holds the file */
-	closer_put(f->fd);
+	fds[(*nfds)++] = f->fd;
 	f->m = NULL;
 	f->fd = -1;
 	o->inflight--;
@@ -285,8 +289,14 @@ take_answers(struct out *o)
 		if (!f) /* given back at shutdown, or an answer to an earlier life's publish */
 			continue;
 		settle(o, f->m, v[i].ok, v[i].err, v[i].code, v[i].text);
-		flight_end(o, f);
+		flight_end(o, f, o->fds, &o->nfds);
+		if (o->nfds == o->nfl) {
+			closer_put(o->fds, o->nfds);
+			o->nfds = 0;
+		}
 	}
+	closer_put(o->fds, o->nfds);
+	o->nfds = 0;
 	free(v);
 }
 
@@ -468,7 +478,7 @@ bridge_out(struct bridge *b, const char *queue, const char *subject)
 	if (!o.q)
 		cli_die(EX_NOINPUT, "queue %s does not exist", queue);
 	o.nfl = (size_t)b->window;
-	if (!(o.fl = calloc(o.nfl, sizeof *o.fl)))
+	if (!(o.fl = calloc(o.nfl, sizeof *o.fl)) || !(o.fds = calloc(o.nfl, sizeof *o.fds)))
 		cli_die(EX_OSERR, "out of memory");
 	for (size_t i = 0; i < o.nfl; i++)
 		o.fl[i].fd = -1;
@@ -477,10 +487,9 @@ bridge_out(struct bridge *b, const char *queue, const char *subject)
 	spool_watch *w = spool_watch_new(&e);
 	if (!w || spool_watch_add(w, o.q, &e) < 0)
 		cli_fail(&e);
+	/* one holder write a claim, not deferred to a batch: a bridge killed
+	 * while it claims leaves at most one claim to its lease */
 	spool_queue_hold(o.q);
-	spool_queue_hold_defer(o.q); /* a claimed batch costs one holder write */
-	if (spool_repair(o.q, 0, NULL, &e) != 0)
-		cli_warn("%s", e.msg);
 
 	jsOptions jo;
 	jsOptions_Init(&jo);
@@ -493,7 +502,7 @@ bridge_out(struct bridge *b, const char *queue, const char *subject)
 	bool empty = false, lost = false;
 	bool paused = false, pause_event = false;
 	struct watch_arg wa = {&empty, &lost, &pause_event};
-	int64_t start = spool_now(), next_due = 0, next_repair = start + REPAIR_EVERY, down_since = 0;
+	int64_t start = spool_now(), next_due = 0, next_repair = start, down_since = 0;
 	int64_t stop_by = 0, next_tick = 0, pause_look = 0;
 	spool_msg **batch = calloc(o.nfl, sizeof(spool_msg *));
 	int rc = EX_DONE;
@@ -520,9 +529,14 @@ bridge_out(struct bridge *b, const char *queue, const char *subject)
 		if (next_due && now >= next_due)
 			empty = false, next_due = 0;
 		if (now >= next_repair) {
-			next_repair = now + REPAIR_EVERY;
+			/* again in a minute, or when the earliest lease of another's
+			 * claim (a consumer killed) runs out, whichever comes first */
 			if (spool_repair(o.q, 0, NULL, &e) != 0)
 				cli_warn("%s", e.msg);
+			int64_t lease = spool_queue_next_lease(o.q);
+			next_repair = now + REPAIR_EVERY;
+			if (lease > now && lease < next_repair)
+				next_repair = lease + 1;
 			empty = false;
 		}
 		/* refill once half the window has come back: claims in batches,
@@ -550,7 +564,6 @@ bridge_out(struct bridge *b, const char *queue, const char *subject)
 			batch[n++] = m;
 		}
 		if (n) {
-			spool_queue_hold_flush(o.q); /* before any of them leaves the process */
 			for (size_t i = 0; i < n; i++)
 				publish(&o, batch[i]);
 			continue;
@@ -574,6 +587,8 @@ bridge_out(struct bridge *b, const char *queue, const char *subject)
 			wake = next_due;
 		if (stop_by && stop_by < wake)
 			wake = stop_by;
+		if (next_repair < wake)
+			wake = next_repair;
 		struct pollfd p[3] = {{b->sigfd, POLLIN, 0}, {b->evfd, POLLIN, 0},
 		                      {spool_watch_fd(w), POLLIN, 0}};
 		int ms = wake > now ? (int)(wake - now) : 0;
@@ -588,8 +603,10 @@ bridge_out(struct bridge *b, const char *queue, const char *subject)
 			continue;
 		if (spool_release(o.fl[i].m, &e) != 0)
 			cli_warn("%s: %s: %s", queue, o.fl[i].id, e.msg);
-		flight_end(&o, &o.fl[i]);
+		flight_end(&o, &o.fl[i], o.fds, &o.nfds);
 	}
+	closer_put(o.fds, o.nfds);
+	o.nfds = 0;
 	bridge_close(b);
 	take_answers(&o); /* none can come now; frees the list */
 	closer_stop();
@@ -602,6 +619,7 @@ bridge_out(struct bridge *b, const char *queue, const char *subject)
 		         o.published, o.retried, o.dead);
 	free(batch);
 	free(o.fl);
+	free(o.fds);
 	free(o.body);
 	pthread_mutex_destroy(&o.mu);
 	spool_watch_free(w);

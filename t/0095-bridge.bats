@@ -57,6 +57,14 @@ send_slowly() {
 		sleep 0.05
 	done
 }
+# what a failed wait leaves for the reader: the queues, the stream, the bridge's log
+state() {
+	local q
+	for q in "$@"; do
+		echo "$q: new $(count "$q" new) cur $(count "$q" cur) dead $(count "$q" dead)" >&2
+	done
+	tail -n 20 "$BATS_TEST_TMPDIR/bridge.log" >&2
+}
 no_twice() { [ -z "$(LC_ALL=C sort "$1" | uniq -d)" ]; }
 
 @test "bad input: usage, a bad subject, a directory not a spool: the documented codes, the spool untouched" {
@@ -153,7 +161,7 @@ no_twice() { [ -z "$(LC_ALL=C sort "$1" | uniq -d)" ]; }
 	wait "$sender"
 	wait "$pub"
 	nats_start "$l"
-	wait_for 90 holds r 3500
+	wait_for 90 holds r 3500 || { state q r; false; }
 	wait_for 10 drained q
 	sleep 2 # a redelivery that would be a second copy
 	[ "$(count r new)" -eq 3500 ]
@@ -183,7 +191,7 @@ no_twice() { [ -z "$(LC_ALL=C sort "$1" | uniq -d)" ]; }
 	for f in $(files q new); do [ "$(name_attempts "$f")" -eq 0 ]; done
 	nats_start "${down[0]}"
 	nats_start "$l"
-	wait_for 60 drained q
+	wait_for 60 drained q || { state q; false; }
 	diff <(stream_bodies WAIT) <({ expect a 200; expect b 300; } | LC_ALL=C sort)
 	grep -q 'cannot take messages now' "$BATS_TEST_TMPDIR/bridge.log"
 	[ "$(count q dead)" -eq 0 ]
@@ -191,7 +199,8 @@ no_twice() { [ -z "$(LC_ALL=C sort "$1" | uniq -d)" ]; }
 
 @test "the bridge killed -9 at random moments, both ways: every message once" {
 	NT stream KILL 'k.>' 3 120
-	config q 'backoff = 100ms..1s'
+	# a claim a killed bridge had not yet recorded (spool-layout.md 6.12) waits for its lease
+	config q 'backoff = 100ms..1s' 'lease = 5s'
 	NT consumer KILL c 1500
 	seq -f 'k%g' 1 4000 | mq-send -l q
 	NT pub k.ext 400 x &
@@ -208,7 +217,7 @@ no_twice() { [ -z "$(LC_ALL=C sort "$1" | uniq -d)" ]; }
 	wait "$pub"
 	bridge out q k.out
 	bridge in KILL c r
-	wait_for 90 holds r 4400
+	wait_for 90 holds r 4400 || { state q r; NT dump KILL | wc -l >&2; false; }
 	wait_for 10 drained q
 	sleep 2.5 # past AckWait: a message stored but not acked comes again, and is held
 	[ "$(count r new)" -eq 4400 ]

@@ -638,11 +638,22 @@ if RELAY_CONCS or relay_info:
 # the same N), bridge-in (mq-bridge -D in of the stream, 2 N), all against one three-node cluster.
 br_fl, br_out = rate("bridge-floor", "enq"), rate("bridge-out", "deq")
 br_send, br_in = rate("bridge-send-l", "enq"), rate("bridge-in", "deq")
+br_disk, br_tmpfs = rate("bridge-disk-floor", "deq"), rate("bridge-out-tmpfs", "deq")
 bridge_targets = []
 if br_fl and br_out:
     _r = x(med(br_out), med(br_fl))
     bridge_targets.append(("mq-bridge out ≥ 0.8× plain libnats async publish (same cluster, same run)",
                            cell(br_out) + " msg/s", "natspub " + cell(br_fl) + " msg/s", fx(_r), verdict(_r >= 0.8)))
+if br_fl and br_disk and br_out:
+    _allow = min(med(br_fl), med(br_disk))
+    _r = x(med(br_out), _allow)
+    bridge_targets.append(("mq-bridge out ≥ 0.8× what the cluster and the disk allow (the lesser of natspub and "
+                           "floor.c's claim+read+ack of on-disk files)", cell(br_out) + " msg/s",
+                           "%s msg/s" % fmt(_allow), fx(_r), verdict(_r >= 0.8)))
+if br_fl and br_tmpfs:
+    _r = x(med(br_tmpfs), med(br_fl))
+    bridge_targets.append(("for scale: mq-bridge out from a spool on tmpfs (no disk) ÷ natspub", cell(br_tmpfs) + " msg/s",
+                           "natspub " + cell(br_fl) + " msg/s", fx(_r), "report"))
 if br_fl or br_out:
     L.append("## Bridge to NATS JetStream (mq-bridge, three-node cluster on loopback)")
     L.append("")
@@ -662,8 +673,10 @@ if br_fl or br_out:
     for label, st, id_, m in (
             ("floor: natspub, plain js_PublishMsgAsync with Nats-Msg-Id, window as the bridge's, whole process", br_fl, "bridge-floor", "enq"),
             ("mq-bridge -D out: claim, read, publish, ack on PubAck, from a durable backlog, whole process", br_out, "bridge-out", "deq"),
+            ("floor.c: claim + read + ack of N on-disk files (the spool's part alone, what the disk allows)", br_disk, "bridge-disk-floor", "deq"),
+            ("mq-bridge -D out from a spool on tmpfs (/dev/shm): the bridge without the disk", br_tmpfs, "bridge-out-tmpfs", "deq"),
             ("mq-send -l of the same N, durable (group commit), for scale", br_send, "bridge-send-l", "enq"),
-            ("mq-bridge -D in: fetch 256, group commit, ack each (2 N: the floor's and the bridge's)", br_in, "bridge-in", "deq")):
+            ("mq-bridge -D in: fetch 256, group commit, ack each (every message of the stream)", br_in, "bridge-in", "deq")):
         if not st:
             continue
         cu = cpu_us(id_, m)
