@@ -39,8 +39,10 @@ bridge_strerror(natsStatus s, char *buf, size_t len)
 {
 	natsStatus last = NATS_OK;
 	const char *txt = nats_GetLastError(&last);
-	if (txt && *txt && last == s)
-		snprintf(buf, len, "%s", txt);
+	if (txt && *txt && last == s) {
+		const char *at = txt[0] == '(' ? strstr(txt, "): ") : NULL; /* "(conn.c:1905): " */
+		snprintf(buf, len, "%s", at ? at + 3 : txt);
+	}
 	else
 		snprintf(buf, len, "%s", natsStatus_GetText(s));
 	return buf;
@@ -149,7 +151,6 @@ bridge_connect(struct bridge *b, jsOptions *jo)
 	natsOptions_SetMaxReconnect(o, -1);
 	natsOptions_SetReconnectWait(o, 250);
 	natsOptions_SetReconnectJitter(o, 250, 1000);
-	natsOptions_SetRetryOnFailedConnect(o, true, on_connected, b);
 	natsOptions_SetTimeout(o, 2000);
 	/* a server gone without a word (no RST): found in 10-15 s, not 4 min */
 	natsOptions_SetPingInterval(o, 5000);
@@ -165,15 +166,21 @@ bridge_connect(struct bridge *b, jsOptions *jo)
 		free(b->token);
 		b->token = NULL;
 	}
+	/* once in the foreground, so that a refusal (credentials) is told and
+	 * ends the bridge; then, if no server answered, in the background */
 	s = natsConnection_Connect(&b->nc, o);
+	if (s == NATS_NO_SERVER || s == NATS_TIMEOUT || s == NATS_IO_ERROR) {
+		cli_warn("no NATS server answers yet (%s): trying in the background",
+		         bridge_strerror(s, err, sizeof err));
+		natsOptions_SetRetryOnFailedConnect(o, true, on_connected, b);
+		s = natsConnection_Connect(&b->nc, o);
+	}
 	natsOptions_Destroy(o);
 	if (s == NATS_OK)
 		b->connected = 1;
 	else if (s != NATS_NOT_YET_CONNECTED)
 		cli_die(s == NATS_CONNECTION_AUTH_FAILED ? EX_NOPERM : EX_CONFIG, "connect to %s: %s",
 		        b->servers[0], bridge_strerror(s, err, sizeof err));
-	else
-		cli_warn("no NATS server answers yet: trying in the background");
 	if ((s = natsConnection_JetStream(&b->js, b->nc, jo)) != NATS_OK)
 		cli_die(EX_SOFTWARE, "JetStream context: %s", bridge_strerror(s, err, sizeof err));
 	return 0;
