@@ -313,12 +313,15 @@ header_goes(const char *line, size_t namelen)
 	       strncasecmp(line, "Nats-", 5) != 0;
 }
 
-/* Build and publish m's message; on failure it is settled here. */
-static void
-publish(struct out *o, spool_msg *m)
+/* m's NATS message, and the descriptor that holds its file (0), or -1
+ * when it cannot be made (m settled here).  Everything that touches the
+ * disk is done here for a whole batch before any is published, so that
+ * the publishes leave in a burst, as a plain publisher's do: one write
+ * and one wake-up of libnats's flusher for many. */
+static int
+prepare(struct out *o, spool_msg *m, natsMsg **out, int *fdout)
 {
 	struct spool_err e = {0};
-	struct flight *f = free_slot(o); /* there is one: the caller keeps within -n */
 	char err[256];
 	natsMsg *nm = NULL;
 	natsStatus s;
@@ -357,7 +360,7 @@ publish(struct out *o, spool_msg *m)
 			settle(o, m, false, NATS_MAX_PAYLOAD, 0, err);
 			spool_msg_free(m);
 			close(fd);
-			return;
+			return -1;
 		}
 	}
 	if ((s = natsMsg_Create(&nm, o->subject, NULL, o->body, (int)len)) != NATS_OK)
@@ -374,27 +377,15 @@ publish(struct out *o, spool_msg *m)
 		if ((s = natsMsgHeader_Add(nm, name, val)) != NATS_OK)
 			goto failed;
 	}
-	jsPubOptions po;
-	jsPubOptions_Init(&po);
-	po.MsgId = spool_msg_id(m);
-	po.MaxWait = o->b->timeout;
-	/* in the table first: the answer may come before the call returns */
-	snprintf(f->id, sizeof f->id, "%s", spool_msg_id(m));
-	f->m = m;
-	f->fd = fd;
-	o->inflight++;
-	if ((s = js_PublishMsgAsync(o->b->js, &nm, &po)) == NATS_OK)
-		return;
-	f->m = NULL;
-	f->fd = -1;
-	f->id[0] = '\0';
-	o->inflight--;
+	*out = nm;
+	*fdout = fd;
+	return 0;
 failed:
 	natsMsg_Destroy(nm);
 	settle(o, m, false, s, 0, bridge_strerror(s, err, sizeof err));
 	spool_msg_free(m);
 	close(fd);
-	return;
+	return -1;
 unreadable:;
 	/* counted, towards dead/ past max-attempts (as mq-relayd's forward) */
 	struct spool_verdict v = {.what = SPOOL_DO_RETRY, .delay = -1, .status = e.msg};
@@ -406,6 +397,35 @@ unreadable:;
 	spool_msg_free(m);
 	if (fd >= 0)
 		close(fd);
+	return -1;
+}
+
+/* Publish a prepared message; on failure it is settled here. */
+static void
+publish(struct out *o, spool_msg *m, natsMsg *nm, int fd)
+{
+	struct flight *f = free_slot(o); /* there is one: the caller keeps within -n */
+	char err[256];
+	jsPubOptions po;
+	jsPubOptions_Init(&po);
+	po.MsgId = spool_msg_id(m);
+	po.MaxWait = o->b->timeout;
+	/* in the table first: the answer may come before the call returns */
+	snprintf(f->id, sizeof f->id, "%s", spool_msg_id(m));
+	f->m = m;
+	f->fd = fd;
+	o->inflight++;
+	natsStatus s = js_PublishMsgAsync(o->b->js, &nm, &po);
+	if (s == NATS_OK)
+		return;
+	f->m = NULL;
+	f->fd = -1;
+	f->id[0] = '\0';
+	o->inflight--;
+	natsMsg_Destroy(nm);
+	settle(o, m, false, s, 0, bridge_strerror(s, err, sizeof err));
+	spool_msg_free(m);
+	close(fd);
 }
 
 static void
@@ -505,8 +525,10 @@ bridge_out(struct bridge *b, const char *queue, const char *subject)
 	int64_t start = spool_now(), next_due = 0, next_repair = start, down_since = 0;
 	int64_t stop_by = 0, next_tick = 0, pause_look = 0;
 	spool_msg **batch = calloc(o.nfl, sizeof(spool_msg *));
+	natsMsg **nms = calloc(o.nfl, sizeof(natsMsg *));
+	int *fds = calloc(o.nfl, sizeof *fds);
 	int rc = EX_DONE;
-	if (!batch)
+	if (!batch || !nms || !fds)
 		cli_die(EX_OSERR, "out of memory");
 	for (;;) {
 		int64_t now = spool_now(), wake = now + 1000;
@@ -564,8 +586,12 @@ bridge_out(struct bridge *b, const char *queue, const char *subject)
 			batch[n++] = m;
 		}
 		if (n) {
+			size_t k = 0;
 			for (size_t i = 0; i < n; i++)
-				publish(&o, batch[i]);
+				if (prepare(&o, batch[i], &nms[k], &fds[k]) == 0)
+					batch[k++] = batch[i];
+			for (size_t i = 0; i < k; i++)
+				publish(&o, batch[i], nms[i], fds[i]);
 			continue;
 		}
 		if (b->drain && empty && !o.inflight) {
@@ -618,6 +644,8 @@ bridge_out(struct bridge *b, const char *queue, const char *subject)
 		cli_warn("out %s -> %s: %lld published, %lld retried, %lld dead", queue, subject,
 		         o.published, o.retried, o.dead);
 	free(batch);
+	free(nms);
+	free(fds);
 	free(o.fl);
 	free(o.fds);
 	free(o.body);
