@@ -331,7 +331,7 @@ prepare(struct out *o, spool_msg *m, natsMsg **out, int *fdout)
 	if (max <= 0)
 		max = 1 << 20;
 	char *const *hdrs = spool_msg_headers(m, &e);
-	if (!hdrs || (fd = spool_msg_body_fd(m, &e)) < 0)
+	if (!hdrs || (fd = spool_msg_dup_fd(m, &e)) < 0)
 		goto unreadable;
 	for (;;) {
 		if (len == o->bodycap) {
@@ -343,14 +343,9 @@ prepare(struct out *o, spool_msg *m, natsMsg **out, int *fdout)
 			}
 			o->body = p, o->bodycap = cap;
 		}
-		ssize_t r = read(fd, o->body + len, o->bodycap - len);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			spool_fail(&e, spool_errno_code(errno), "read %s: %s", spool_msg_path(m),
-			           spool_strerror(errno));
+		ssize_t r = spool_msg_read(m, o->body + len, o->bodycap - len, &e);
+		if (r < 0)
 			goto unreadable;
-		}
 		if (r == 0)
 			break;
 		len += (size_t)r;
