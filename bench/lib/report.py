@@ -659,8 +659,8 @@ if br_fl or br_out:
     L.append("")
     L.append("Measured by bench/run's bridge section (%s; %s, %s cores; %s). Each repetition starts three "
              "nats-server processes with JetStream on 127.0.0.1 (their stores on the scratch file system) and one "
-             "stream of three replicas (file storage, duplicate window 2 min); the cluster, the bridge and the "
-             "floor share this machine's cores." % (env.get("date", "?"), env.get("cpu", "?"), env.get("cores", "?"),
+             "stream of three replicas per case (file storage, duplicate window 2 min); the cluster, the bridge and "
+             "the floor share this machine's cores." % (env.get("date", "?"), env.get("cpu", "?"), env.get("cores", "?"),
                                                     env.get("bridge params", "")))
     L.append("")
     L.append("| target | figure | reference in this run | ratio | verdict |")
@@ -676,7 +676,7 @@ if br_fl or br_out:
             ("floor.c: claim + read + ack of N on-disk files (the spool's part alone, what the disk allows)", br_disk, "bridge-disk-floor", "deq"),
             ("mq-bridge -D out from a spool on tmpfs (/dev/shm): the bridge without the disk", br_tmpfs, "bridge-out-tmpfs", "deq"),
             ("mq-send -l of the same N, durable (group commit), for scale", br_send, "bridge-send-l", "enq"),
-            ("mq-bridge -D in: fetch 256, group commit, ack each (every message of the stream)", br_in, "bridge-in", "deq")):
+            ("mq-bridge -D in: fetch 256, group commit, ack each (the N the bridge published)", br_in, "bridge-in", "deq")):
         if not st:
             continue
         cu = cpu_us(id_, m)
