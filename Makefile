@@ -38,6 +38,12 @@ MHD_LIBS       ?= $(shell $(PKG_CONFIG) --libs libmicrohttpd gnutls 2>/dev/null 
 CRYPT_LIBS     ?= $(shell $(PKG_CONFIG) --libs libxcrypt 2>/dev/null || echo -lcrypt)
 CRYPTO_CFLAGS  ?= $(shell $(PKG_CONFIG) --cflags libcrypto 2>/dev/null)
 CRYPTO_LIBS    ?= $(shell $(PKG_CONFIG) --libs libcrypto 2>/dev/null || echo -lcrypto)
+# mq-bridge (bridge/) and the tests' t/nats-tool need libnats (libnats-dev):
+# without it they are not built, and their tests skip.  HAVE_NATS=0 to leave
+# them out; NATS_CFLAGS/NATS_LIBS for a libnats of one's own.
+HAVE_NATS      ?= $(shell $(PKG_CONFIG) --exists libnats 2>/dev/null && echo 1 || echo 0)
+NATS_CFLAGS    ?= $(shell $(PKG_CONFIG) --cflags libnats 2>/dev/null)
+NATS_LIBS      ?= $(shell $(PKG_CONFIG) --libs libnats 2>/dev/null || echo -lnats)
 
 # What pkg-config must find, and the Debian package that has it.  A target
 # that needs one checks first (need_pc, in its recipe), so that a missing -dev
@@ -70,12 +76,20 @@ LIB_SRCS := $(sort $(wildcard lib/*.c))
 LIB_OBJS := $(LIB_SRCS:.c=.o)
 LIB_HDRS := $(wildcard lib/*.h)
 CMDS     := $(patsubst %.c,%,$(sort $(wildcard bin/mq-*.c))) bin/mq-relayd
+ifeq ($(HAVE_NATS),1)
+CMDS     += bin/mq-bridge
+NATS_TOOLS = t/nats-tool
+endif
 # mq-relayd is a folder of its own (relayd/): the only code that links
 # libcurl and libmicrohttpd, which lib/ must never include (lib-check).
 RELAYD_SRCS := $(sort $(wildcard relayd/*.c))
 RELAYD_HDRS := $(wildcard relayd/*.h) relayd/web/assets.h
 # the dashboard's page, script and style (relayd/web/), built into the binary
 WEB_FILES := $(sort $(wildcard relayd/web/*.html relayd/web/*.js relayd/web/*.css))
+# mq-bridge is another (bridge/): the only code that links libnats, whose
+# threads must stay out of a daemon that forks (bridge/main.c says why).
+BRIDGE_SRCS := $(sort $(wildcard bridge/*.c))
+BRIDGE_HDRS := $(wildcard bridge/*.h)
 # which commands need which libraries (only these link them)
 JSON_CMDS  = bin/mq-peek bin/mq-stat
 DAEMON_CMDS = bin/mq-relayd
@@ -85,7 +99,7 @@ MAN7     := $(wildcard man/*.7)
 MAN8     := $(wildcard man/*.8)
 UNITS    := mq-relayd.service mq-recv@.service
 
-all: lib-check $(CMDS)
+all: lib-check $(CMDS) $(NATS_TOOLS)
 
 # lib/ knows the spool and nothing of HTTP or NATS: refuse a build where it
 # includes their headers.
@@ -120,6 +134,14 @@ bin/mq-relayd: $(RELAYD_SRCS) $(RELAYD_HDRS) relayd/web/assets.c lib/libspool.a 
 	$(CC) $(ALL_CFLAGS) -Irelayd $(JANSSON_CFLAGS) $(CURL_CFLAGS) $(MHD_CFLAGS) $(CRYPTO_CFLAGS) \
 	    -o $@ $(RELAYD_SRCS) relayd/web/assets.c lib/libspool.a $(LDFLAGS) \
 	    $(JANSSON_LIBS) $(CURL_LIBS) $(MHD_LIBS) $(CRYPTO_LIBS) $(CRYPT_LIBS) -pthread
+
+bin/mq-bridge: $(BRIDGE_SRCS) $(BRIDGE_HDRS) lib/libspool.a $(LIB_HDRS)
+	$(CC) $(ALL_CFLAGS) -Ibridge $(NATS_CFLAGS) $(JANSSON_CFLAGS) \
+	    -o $@ $(BRIDGE_SRCS) lib/libspool.a $(LDFLAGS) $(NATS_LIBS) $(JANSSON_LIBS) -pthread
+
+# the tests' hands on a NATS cluster: streams, publishes, reading back
+t/nats-tool: t/nats-tool.c
+	$(CC) $(ALL_CFLAGS) $(NATS_CFLAGS) -o $@ $< $(LDFLAGS) $(NATS_LIBS) -pthread
 
 deps:
 	@contrib/install-deps
@@ -230,7 +252,7 @@ fuzz-corpus: $(FUZZ_REPLAYS)
 	done
 
 fmt:
-	clang-format -i lib/*.c lib/*.h bin/*.c relayd/*.c relayd/*.h
+	clang-format -i lib/*.c lib/*.h bin/*.c relayd/*.c relayd/*.h bridge/*.c bridge/*.h
 
 # Static checks, each finding an error (README, "Static checks"): mandoc on
 # the man pages, cppcheck, and clang-tidy with the checks of .clang-tidy,
@@ -238,21 +260,23 @@ fmt:
 CPPCHECK   ?= cppcheck
 CLANG_TIDY ?= clang-tidy
 LINT_JOBS  ?= 2
-LINT_SRCS  := $(LIB_SRCS) $(sort $(wildcard bin/mq-*.c)) $(RELAYD_SRCS) $(sort $(wildcard fuzz/*.c))
-LINT_FLAGS  = -std=c11 -D_GNU_SOURCE -DSPOOL_VERSION=\"lint\" -Ilib -Irelayd -Ifuzz \
-	$(JANSSON_CFLAGS) $(CURL_CFLAGS) $(MHD_CFLAGS) $(CRYPTO_CFLAGS)
+LINT_SRCS  := $(LIB_SRCS) $(sort $(wildcard bin/mq-*.c)) $(RELAYD_SRCS) $(sort $(wildcard fuzz/*.c)) \
+	$(if $(filter 1,$(HAVE_NATS)),$(sort $(wildcard bridge/*.c)) t/nats-tool.c)
+LINT_FLAGS  = -std=c11 -D_GNU_SOURCE -DSPOOL_VERSION=\"lint\" -Ilib -Irelayd -Ibridge -Ifuzz \
+	$(JANSSON_CFLAGS) $(CURL_CFLAGS) $(MHD_CFLAGS) $(CRYPTO_CFLAGS) $(NATS_CFLAGS)
 lint:
 	for m in man/*.[1578]; do mandoc -Tlint -W warning $$m; done
 	$(CPPCHECK) -q --error-exitcode=1 --inline-suppr --enable=warning,performance,portability \
 	    --std=c11 -D_GNU_SOURCE -DSPOOL_VERSION='"lint"' '-Dnoreturn=__attribute__((noreturn))' \
-	    --suppress=missingIncludeSystem -Ilib -Irelayd -Ifuzz -irelayd/web/assets.c lib bin relayd fuzz
+	    --suppress=missingIncludeSystem -Ilib -Irelayd -Ibridge -Ifuzz -irelayd/web/assets.c lib bin relayd fuzz \
+	    $(if $(filter 1,$(HAVE_NATS)),bridge)
 	@echo "$(CLANG_TIDY): $(words $(LINT_SRCS)) files"
 	@printf '%s\n' $(LINT_SRCS) | xargs -P $(LINT_JOBS) -I{} sh -c \
 	    'out=$$($(CLANG_TIDY) --quiet "$$0" -- $(LINT_FLAGS) 2>&1); rc=$$?; \
 	    printf "%s\n" "$$out" | grep -v "^[0-9]* warnings\? generated\.$$" | grep .; exit $$rc' {}
 
 clean:
-	rm -f lib/*.o lib/libspool.a $(CMDS) relayd/web/assets.c
+	rm -f lib/*.o lib/libspool.a $(CMDS) relayd/web/assets.c bin/mq-bridge t/nats-tool
 	rm -rf fuzz/build .deb
 	rm -f spoolmq_*.deb
 

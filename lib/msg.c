@@ -211,6 +211,17 @@ spool_msg_read(spool_msg *m, void *buf, size_t n, struct spool_err *e)
 }
 
 int
+spool_msg_dup_fd(spool_msg *m, struct spool_err *e)
+{
+	if (msg_open(m, e) != 0)
+		return -1;
+	int fd = fcntl(m->fd, F_DUPFD_CLOEXEC, 0);
+	if (fd < 0)
+		return spool_fail_errno(e, errno, "dup %s", m->path);
+	return fd;
+}
+
+int
 spool_msg_body_fd(spool_msg *m, struct spool_err *e)
 {
 	if (msg_open(m, e) != 0)

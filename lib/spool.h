@@ -326,6 +326,11 @@ int64_t spool_msg_lease(const spool_msg *m);
 ssize_t spool_msg_read(spool_msg *m, void *buf, size_t n, struct spool_err *e);
 /* A new descriptor of the file positioned at the body (for a child's stdin). */
 int spool_msg_body_fd(spool_msg *m, struct spool_err *e);
+/* Another descriptor of the open file (a dup: one syscall, no open), the
+ * caller's to close: to hold the file past its ack and make the last close,
+ * which frees its blocks (a discard each on ext4 with `discard`), off the
+ * thread (mq-bridge's closer).  -1 with e filled. */
+int spool_msg_dup_fd(spool_msg *m, struct spool_err *e);
 /* Header lines "Name: value" NULL-terminated (owned by m). */
 char *const *spool_msg_headers(spool_msg *m, struct spool_err *e);
 

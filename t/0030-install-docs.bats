@@ -8,6 +8,8 @@ load helper
 
 TOP="$BATS_TEST_DIRNAME/.."
 COMMANDS="mq-send mq-recv mq-ack mq-nack mq-peek mq-replay mq-rm mq-pause mq-stat mq-sub mq-relayd"
+# mq-bridge is built where libnats is (contrib/install-deps installs it)
+[ -x "$TOP/bin/mq-bridge" ] && COMMANDS="$COMMANDS mq-bridge"
 
 @test "make install honours DESTDIR and PREFIX, and installs no file outside them" {
 	local root="$BATS_TEST_TMPDIR/root"

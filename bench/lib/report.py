@@ -646,6 +646,57 @@ elif any(sk.startswith(("skipped: fleet", "fault: fleet")) for sk in skipped):
             L.append("- " + sk)
     L.append("")
 
+# bench/run's bridge section (issue 12): bridge-floor (natspub: plain js_PublishMsgAsync, the
+# same window), bridge-out (mq-bridge -D out of a durable backlog), bridge-send-l (mq-send -l of
+# the same N), bridge-in (mq-bridge -D in of the stream, 2 N), all against one three-node cluster.
+br_fl, br_out = rate("bridge-floor", "enq"), rate("bridge-out", "deq")
+br_send, br_in = rate("bridge-send-l", "enq"), rate("bridge-in", "deq")
+br_disk, br_tmpfs = rate("bridge-disk-floor", "deq"), rate("bridge-out-tmpfs", "deq")
+bridge_targets = []
+if br_fl and br_out:
+    _r = x(med(br_out), med(br_fl))
+    bridge_targets.append(("mq-bridge out ≥ 0.8× plain libnats async publish (same cluster, same run)",
+                           cell(br_out) + " msg/s", "natspub " + cell(br_fl) + " msg/s", fx(_r), verdict(_r >= 0.8)))
+if br_fl and br_disk and br_out:
+    _allow = min(med(br_fl), med(br_disk))
+    _r = x(med(br_out), _allow)
+    bridge_targets.append(("mq-bridge out ≥ 0.8× what the cluster and the disk allow (the lesser of natspub and "
+                           "floor.c's claim+read+ack of on-disk files)", cell(br_out) + " msg/s",
+                           "%s msg/s" % fmt(_allow), fx(_r), verdict(_r >= 0.8)))
+if br_fl and br_tmpfs:
+    _r = x(med(br_tmpfs), med(br_fl))
+    bridge_targets.append(("for scale: mq-bridge out from a spool on tmpfs (no disk) ÷ natspub", cell(br_tmpfs) + " msg/s",
+                           "natspub " + cell(br_fl) + " msg/s", fx(_r), "report"))
+if br_fl or br_out:
+    L.append("## Bridge to NATS JetStream (mq-bridge, three-node cluster on loopback)")
+    L.append("")
+    L.append("Measured by bench/run's bridge section (%s; %s, %s cores; %s). Each repetition starts three "
+             "nats-server processes with JetStream on 127.0.0.1 (their stores on the scratch file system) and one "
+             "stream of three replicas per case (file storage, duplicate window 2 min); the cluster, the bridge and "
+             "the floor share this machine's cores." % (env.get("date", "?"), env.get("cpu", "?"), env.get("cores", "?"),
+                                                    env.get("bridge params", "")))
+    L.append("")
+    L.append("| target | figure | reference in this run | ratio | verdict |")
+    L.append("|---|---|---|---|---|")
+    for t in bridge_targets:
+        L.append("| " + " | ".join(t) + " |")
+    L.append("")
+    L.append("| case | N | msgs/s, median [min-max] | ÷ floor | CPU µs/msg | peak RSS KiB |")
+    L.append("|---|---|---|---|---|---|")
+    for label, st, id_, m in (
+            ("floor: natspub, plain js_PublishMsgAsync with Nats-Msg-Id, window as the bridge's, whole process", br_fl, "bridge-floor", "enq"),
+            ("mq-bridge -D out: claim, read, publish, ack on PubAck, from a durable backlog, whole process", br_out, "bridge-out", "deq"),
+            ("floor.c: claim + read + ack of N on-disk files (the spool's part alone, what the disk allows)", br_disk, "bridge-disk-floor", "deq"),
+            ("mq-bridge -D out from a spool on tmpfs (/dev/shm): the bridge without the disk", br_tmpfs, "bridge-out-tmpfs", "deq"),
+            ("mq-send -l of the same N, durable (group commit), for scale", br_send, "bridge-send-l", "enq"),
+            ("mq-bridge -D in: fetch 256, group commit, ack each (the N the bridge published)", br_in, "bridge-in", "deq")):
+        if not st:
+            continue
+        cu = cpu_us(id_, m)
+        L.append("| %s | %d | %s | %s | %s | %s |" % (label, st["n"], cell(st), fx(x(med(st), med(br_fl))),
+                                                  "%.0f" % cu if cu is not None else "-", rss(id_, m) or "-"))
+    L.append("")
+
 L.append("## How it was measured")
 L.append("")
 L.append("""- One driver (bench/run), one run, rep-major repetitions; each figure is the median with [min-max].
@@ -692,6 +743,10 @@ w = [max(len(t[i]) for t in targets) for i in range(5)]
 print("\nHEADLINE (issue 5 targets; full report: %s)" % out)
 for t in targets:
     print("  " + "  ".join(t[i].ljust(w[i]) for i in range(5)).rstrip())
+if bridge_targets:
+    print("BRIDGE")
+    for t in bridge_targets:
+        print("  " + " | ".join(t))
 if relay_targets:
     print("RELAY")
     for t in relay_targets:
