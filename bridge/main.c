@@ -28,7 +28,17 @@ static const char usage[] =
 	"usage: mq-bridge [-D] [-d dir] [-n count] [-s url[,url...]] [-t time]\n"
 	"                 [--creds file] [--token-file file] out queue subject\n"
 	"       mq-bridge [-D] [-d dir] [-n count] [-s url[,url...]] [-t time]\n"
-	"                 [--creds file] [--token-file file] in stream consumer queue\n";
+	"                 [--creds file] [--token-file file] in stream consumer queue\n"
+	"\n"
+	"  -D                 drain what there is, then exit (default: run until SIGTERM)\n"
+	"  -d dir             the spool (default $MQ_SPOOL, else /var/spool/mq)\n"
+	"  -n count           out: publishes in flight; in: the fetch batch (default 256)\n"
+	"  -s url,...         servers (default $NATS_URL, else nats://127.0.0.1:4222)\n"
+	"  -t time            out: the wait for a PubAck (5s); in: a new AckWait (30s)\n"
+	"  --creds file       NATS credentials (a .creds file)\n"
+	"  --token-file file  a NATS token, read from file\n"
+	"  out queue subject  the queue into the JetStream subject\n"
+	"  in stream consumer queue  the durable pull consumer into the queue\n";
 
 #define DEFAULT_SERVERS "nats://127.0.0.1:4222"
 #define DEFAULT_WINDOW 256

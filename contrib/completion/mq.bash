@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
 # mq.bash: bash completion for the spoolmq commands (mq-send, mq-recv,
 # mq-ack, mq-nack, mq-peek, mq-replay, mq-rm, mq-pause, mq-stat, mq-sub,
-# mq-relayd).  `make install` installs it (as mq-send, the other names
+# mq-relayd, mq-bridge).  `make install` installs it (as mq-send, the other names
 # linked to it) where bash-completion looks.
 #
 # Install: source it from ~/.bashrc, or copy it as mq-send into
@@ -156,6 +156,9 @@ _mq_opts() {
 	mq-relayd)
 		flags="-n -s -v -h --help --version"
 		args="-c -d -p" ;;
+	mq-bridge)
+		flags="-D -h --help --version"
+		args="-d -n -s -t --creds --token-file" ;;
 	esac
 }
 
@@ -278,10 +281,16 @@ _mq() {
 		1) _mq_topics ;;
 		*) [[ ${pos[0]} == add || ${pos[0]} == rm ]] && _mq_queues ;;
 		esac ;;
+	mq-bridge)
+		case ${#pos[@]} in
+		0) _mq_add out in ;;
+		1) [[ ${pos[0]} == out ]] && _mq_queues ;;
+		*) [[ ${pos[0]} == in && ${#pos[@]} == 3 ]] && _mq_queues ;;
+		esac ;;
 	mq-relayd) ;;
 	esac
 	return 0
 }
 
 complete -F _mq mq-send mq-recv mq-ack mq-nack mq-peek mq-replay mq-rm mq-pause mq-stat mq-sub \
-	mq-relayd
+	mq-relayd mq-bridge
