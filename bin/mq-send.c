@@ -18,7 +18,7 @@
 #include "cli.h"
 
 static const char usage[] =
-	"usage: mq-send [-il] [-d dir] [-H 'Name: value'] [--id key [--strict]]\n"
+	"usage: mq-send [-il] [-d dir] [-H 'Name: value'] [--id key [--strict]] [--key key]\n"
 	"               [--delay dur | --at time] [--ttl dur] [--no-sync] queue [file ...]\n"
 	"       mq-send [options] --topic topic [file ...]\n";
 
@@ -191,6 +191,7 @@ main(int argc, char **argv)
 		{"at", required_argument, NULL, 'A'},
 		{"delay", required_argument, NULL, 'D'},
 		{"id", required_argument, NULL, 'K'},
+		{"key", required_argument, NULL, 'O'},
 		{"no-sync", no_argument, NULL, 'N'},
 		{"strict", no_argument, NULL, 'S'},
 		{"topic", required_argument, NULL, 'P'},
@@ -223,6 +224,7 @@ main(int argc, char **argv)
 		case 'K': o.key = optarg; break;
 		case 'l': line_mode = 1; break;
 		case 'N': o.nosync = 1; break;
+		case 'O': o.order_key = optarg; break;
 		case 'P': topic_name = optarg; break;
 		case 'S': strict = 1; break;
 		case 'T':
@@ -243,6 +245,8 @@ main(int argc, char **argv)
 	if (o.key && (line_mode || argc > 2))
 		cli_die(EX_USAGE, "--id: one key names one message (not with -l or several files)");
 	if (o.key && spool_key_check(o.key, &e) != 0)
+		cli_fail(&e);
+	if (o.order_key && spool_order_key_check(o.order_key, &e) != 0)
 		cli_fail(&e);
 	if (strict && !o.key)
 		cli_die(EX_USAGE, "--strict goes with --id");
