@@ -83,6 +83,8 @@ show(const struct spool_entry *en, void *arg)
 			json_object_set_new(o, "expires", json_integer(en->expires / 1000));
 		if (*en->reason && en->state == SPOOL_DEAD)
 			json_object_set_new(o, "dead_reason", text(en->reason));
+		if (*en->key)
+			json_object_set_new(o, "key", text(en->key));
 		last_failure(c, en, o);
 		json_array_append_new(c->json, o);
 		return 0;
@@ -96,6 +98,8 @@ show(const struct spool_entry *en, void *arg)
 		last = last ? last + 1 : f.stderr_tail;
 		printf(" (%s%s%.80s)", f.status, *last ? ": " : "", last);
 	}
+	if (*en->key) /* its ordering key (mq-send --key) */
+		printf(" key=%s", spool_printable(en->key));
 	putchar('\n');
 	return 0;
 }
@@ -189,12 +193,12 @@ main(int argc, char **argv)
 		case 'J': json = 1; break;
 		case 's': {
 			int k;
-			for (k = SPOOL_READY; k <= SPOOL_DONE; k++)
+			for (k = SPOOL_READY; k <= SPOOL_WAITING; k++)
 				if (strcmp(optarg, spool_state_name(k)) == 0)
 					break;
-			if (k > SPOOL_DONE)
-				cli_die(EX_USAGE, "-s: unknown state '%s' (ready, delayed, claimed, dead, done)",
-				        optarg);
+			if (k > SPOOL_WAITING)
+				cli_die(EX_USAGE, "-s: unknown state '%s' (ready, delayed, claimed, dead, done, "
+				        "waiting)", optarg);
 			states |= 1u << k;
 			break;
 		}

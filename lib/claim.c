@@ -157,25 +157,25 @@ spool_claim(spool_queue *q, spool_msg **out, int64_t *next_due, struct spool_err
 		*next_due = 0;
 	if (!q->reaped && spool_repair(q, 0, NULL, e) < 0)
 		return -1;
-	/* the next messages of keys this consumer finished, claimed already (key.c) */
-	for (spool_msg *p; (p = key_pending(q));) {
-		if (p->n.exp && p->n.exp <= spool_now()) {
-			int r = spool_bury(p, "expired", NULL, e);
+	for (;;) {
+		/* the next messages of keys this consumer finished, claimed already (key.c) */
+		for (spool_msg *p; (p = key_pending(q));) {
+			if (p->n.exp && p->n.exp <= spool_now()) {
+				int r = spool_bury(p, "expired", NULL, e);
+				spool_msg_free(p);
+				if (r < 0)
+					return -1;
+				continue;
+			}
+			int r = claim_check(p, e);
+			if (r > 0) {
+				*out = p;
+				return 1;
+			}
 			spool_msg_free(p);
 			if (r < 0)
 				return -1;
-			continue;
 		}
-		int r = claim_check(p, e);
-		if (r > 0) {
-			*out = p;
-			return 1;
-		}
-		spool_msg_free(p);
-		if (r < 0)
-			return -1;
-	}
-	for (;;) {
 		if (!l->valid && !(!q->hint_tried && hint_read(q))) {
 			if (list_scan(l, q->newfd, e) != 0)
 				return -1;
