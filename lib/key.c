@@ -406,8 +406,17 @@ key_advance(spool_msg *m)
 	if (!m->kenc || keys_fd(q, false, NULL) < 0 || key_record(m) <= 0)
 		return;
 	snprintf(path, sizeof path, "%s/%s", m->kenc, m->krec);
-	if (unlinkat(q->keysfd, path, 0) != 0)
-		return; /* not ours to hand on (gone already): the repair looks */
+	if (unlinkat(q->keysfd, path, 0) != 0) {
+		/* the name may be of a listing older than a replay: look again */
+		struct keycache *c = errno == ENOENT ? cache_get(q, m->kenc, true) : NULL;
+		const char *r = c ? cache_find(c, m->n.id) : NULL;
+		if (!r)
+			return; /* not ours to hand on (gone already): the repair looks */
+		snprintf(m->krec, sizeof m->krec, "%s", r);
+		snprintf(path, sizeof path, "%s/%s", m->kenc, m->krec);
+		if (unlinkat(q->keysfd, path, 0) != 0)
+			return;
+	}
 	struct keycache *c = cache_get(q, m->kenc, false);
 	if (c)
 		cache_drop(c, m->krec);
