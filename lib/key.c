@@ -34,7 +34,7 @@
 #define KEY_TRIES 8             /* a key directory that vanishes under us, again and again */
 #define KEY_GRACE (10 * 1000)   /* ms a key must be still before the repair touches it */
 #define KEY_REPAIR_EVERY (60 * 1000) /* ms between light repairs of keys/ */
-#define CACHE_SLOTS 256
+#define CACHE_SLOTS 1024
 
 /* A listing of keys/ENC/, kept by a consumer between its claims. */
 struct keycache {
@@ -443,6 +443,11 @@ key_advance(spool_msg *m)
 			continue;
 		}
 		snprintf(path, sizeof path, "%s/%s", m->kenc, next);
+		if (q->pendpos) { /* the ones taken leave the front */
+			memmove(q->pend, q->pend + q->pendpos, (q->npend - q->pendpos) * sizeof *q->pend);
+			q->npend -= q->pendpos;
+			q->pendpos = 0;
+		}
 		if (q->runs && c->run < KEY_RUN && q->npend < KEY_PEND) {
 			/* this consumer goes on: the next one is its next claim */
 			struct spool_name cn = nn;
