@@ -220,7 +220,7 @@ spool_claim(spool_queue *q, spool_msg **out, int64_t *next_due, struct spool_err
 		list_next(l);
 		if (r == 0)
 			continue; /* ENOENT: another consumer was faster; try the next one */
-		if (r > 0 && (r = claim_check(*out, e)) > 0 && (*out)->kenc)
+		if (r > 0 && *out && (r = claim_check(*out, e)) > 0 && (*out)->kenc)
 			r = key_enter(*out, e); /* 0: it waits behind its key's head */
 		if (r > 0)
 			return 1;

@@ -444,6 +444,7 @@ key_advance(spool_msg *m)
 		}
 		snprintf(path, sizeof path, "%s/%s", m->kenc, next);
 		if (q->pendpos) { /* the ones taken leave the front */
+			/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers, sized right */
 			memmove(q->pend, q->pend + q->pendpos, (q->npend - q->pendpos) * sizeof *q->pend);
 			q->npend -= q->pendpos;
 			q->pendpos = 0;
@@ -470,6 +471,7 @@ key_advance(spool_msg *m)
 			x->kentered = true;
 			if (q->npend == q->pendcap) {
 				size_t cap = q->pendcap ? q->pendcap * 2 : 16;
+				/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
 				spool_msg **v = realloc(q->pend, cap * sizeof *v);
 				if (!v) {
 					spool_release(x, NULL);
@@ -647,10 +649,12 @@ int
 key_decode(const char *enc, char *out, size_t len)
 {
 	size_t o = 0;
+	static const char hex[] = "0123456789ABCDEF";
 	for (const char *p = enc; *p && o + 1 < len; p++) {
-		unsigned x;
-		if (*p == '%' && sscanf(p + 1, "%2X", &x) == 1) {
-			out[o++] = (char)x;
+		const char *h = *p == '%' && p[1] ? strchr(hex, p[1]) : NULL;
+		const char *l = h && p[2] ? strchr(hex, p[2]) : NULL;
+		if (h && l) { /* %XX, as encode_key writes it */
+			out[o++] = (char)((h - hex) << 4 | (l - hex));
 			p += 2;
 		} else {
 			out[o++] = *p;
