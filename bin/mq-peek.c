@@ -72,6 +72,8 @@ show(const struct spool_entry *en, void *arg)
 		last = last ? last + 1 : f.stderr_tail;
 		printf(" (%s%s%.80s)", f.status, *last ? ": " : "", last);
 	}
+	if (*en->key) /* its ordering key (mq-send --key) */
+		printf(" key=%s", spool_printable(en->key));
 	putchar('\n');
 	return 0;
 }
@@ -165,12 +167,12 @@ main(int argc, char **argv)
 		case 'J': json = 1; break;
 		case 's': {
 			int k;
-			for (k = SPOOL_READY; k <= SPOOL_DONE; k++)
+			for (k = SPOOL_READY; k <= SPOOL_WAITING; k++)
 				if (strcmp(optarg, spool_state_name(k)) == 0)
 					break;
-			if (k > SPOOL_DONE)
-				cli_die(EX_USAGE, "-s: unknown state '%s' (ready, delayed, claimed, dead, done)",
-				        optarg);
+			if (k > SPOOL_WAITING)
+				cli_die(EX_USAGE, "-s: unknown state '%s' (ready, delayed, claimed, dead, done, "
+				        "waiting)", optarg);
 			states |= 1u << k;
 			break;
 		}

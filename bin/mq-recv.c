@@ -315,6 +315,8 @@ main(int argc, char **argv)
 		spool_queue_hold(q);
 	if (!opt.claim_only && !opt.cmd) /* to stdout: one record a batch (flush_out) */
 		spool_queue_hold_defer(q);
+	if (!opt.claim_only && want != 1) /* a key's next message is our next claim */
+		spool_queue_runs(q, 1);
 	queue = q;
 	signal(SIGPIPE, SIG_IGN);
 	struct sigaction sa = {.sa_handler = on_signal};
@@ -359,8 +361,10 @@ main(int argc, char **argv)
 			cli_progress_tick(&progress, 1);
 			continue;
 		}
-		if (nheld)
-			flush_out(); /* before sleeping, and before giving up */
+		if (nheld) { /* before sleeping, and before giving up */
+			flush_out();
+			continue; /* its acks may have handed keys on (runs, promotes) */
+		}
 		/* nothing due: wait only when asked to, and (without -f) only for the first */
 		if (stop || !waiting || (!follow && got > 0) || (deadline && spool_now() >= deadline))
 			break;

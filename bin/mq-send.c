@@ -18,7 +18,7 @@
 #include "cli.h"
 
 static const char usage[] =
-	"usage: mq-send [-il] [-d dir] [-H 'Name: value'] [--id key [--strict]]\n"
+	"usage: mq-send [-il] [-d dir] [-H 'Name: value'] [--id key [--strict]] [--key key]\n"
 	"               [--delay dur | --at time] [--ttl dur] [--no-sync] queue [file...]\n"
 	"       mq-send [options] --topic topic [file ...]\n"
 	"\n"
@@ -28,6 +28,7 @@ static const char usage[] =
 	"  -l              one message per line of input (a log pipe), in group commits\n"
 	"  --id key        a dedup key: the same key within dedup-window is sent once\n"
 	"  --strict        with --id: a key sent before is an error (exit 3), not a no-op\n"
+	"  --key key       an ordering key: a key's messages are handled one at a time, in order\n"
 	"  --delay dur     due after dur (one word: 30s, 5m, 2h, 7d)\n"
 	"  --at time       due at time (@EPOCH, 2026-11-21T22:00:00Z)\n"
 	"  --ttl dur       expire (to dead/) if not handled within dur\n"
@@ -204,6 +205,7 @@ main(int argc, char **argv)
 		{"at", required_argument, NULL, 'A'},
 		{"delay", required_argument, NULL, 'D'},
 		{"id", required_argument, NULL, 'K'},
+		{"key", required_argument, NULL, 'O'},
 		{"no-sync", no_argument, NULL, 'N'},
 		{"strict", no_argument, NULL, 'S'},
 		{"topic", required_argument, NULL, 'P'},
@@ -236,6 +238,7 @@ main(int argc, char **argv)
 		case 'K': o.key = optarg; break;
 		case 'l': line_mode = 1; break;
 		case 'N': o.nosync = 1; break;
+		case 'O': o.order_key = optarg; break;
 		case 'P': topic_name = optarg; break;
 		case 'S': strict = 1; break;
 		case 'T':
@@ -256,6 +259,8 @@ main(int argc, char **argv)
 	if (o.key && (line_mode || argc > 2))
 		cli_die(EX_USAGE, "--id: one key names one message (not with -l or several files)");
 	if (o.key && spool_key_check(o.key, &e) != 0)
+		cli_fail(&e);
+	if (o.order_key && spool_order_key_check(o.order_key, &e) != 0)
 		cli_fail(&e);
 	if (strict && !o.key)
 		cli_die(EX_USAGE, "--strict goes with --id");

@@ -148,6 +148,9 @@ print_repairs(const char *name, const struct spool_repair *r)
 	if (r->corrupt)
 		k += (size_t)snprintf(buf + k, sizeof buf - k, ", %ld files that are not messages moved "
 		                      "to corrupt/", r->corrupt);
+	if (r->keys)
+		k += (size_t)snprintf(buf + k, sizeof buf - k, ", %ld keys whose head was lost handed on",
+		                      r->keys);
 	if (k)
 		printf("repaired %s: %s\n", name, buf + 2);
 }
@@ -291,6 +294,17 @@ print_text(spool *sp, char **list, size_t nq, const struct qstat *st, bool rates
 	}
 	for (size_t i = 0; i < nq; i++)
 		print_repairs(list[i], &st[i].rep);
+	for (size_t i = 0; i < nq; i++) {
+		const struct spool_stat *s = &st[i].st;
+		if (!st[i].ok || !s->keys)
+			continue;
+		printf("keys %s: %ld keys, %ld held, %ld messages waiting behind their head", list[i],
+		       s->keys, s->keys_held, s->n[SPOOL_WAITING]);
+		if (s->oldest_held)
+			printf("; oldest held: %s (%s)", spool_printable(s->oldest_key),
+			       spool_fmt_age(s->now - s->oldest_held, age, sizeof age));
+		putchar('\n');
+	}
 	for (size_t i = 0; i < nq; i++)
 		if (st[i].ok && st[i].st.paused)
 			printf("paused %s: consumers claim nothing until mq-pause -u %s\n", list[i], list[i]);

@@ -158,6 +158,24 @@ spool_claim(spool_queue *q, spool_msg **out, int64_t *next_due, struct spool_err
 	if (!q->repaired && spool_repair(q, 0, NULL, e) < 0)
 		return -1;
 	for (;;) {
+		/* the next messages of keys this consumer finished, claimed already (key.c) */
+		for (spool_msg *p; (p = key_pending(q));) {
+			if (p->n.exp && p->n.exp <= spool_now()) {
+				int r = spool_bury(p, "expired", NULL, e);
+				spool_msg_free(p);
+				if (r < 0)
+					return -1;
+				continue;
+			}
+			int r = claim_check(p, e);
+			if (r > 0) {
+				*out = p;
+				return 1;
+			}
+			spool_msg_free(p);
+			if (r < 0)
+				return -1;
+		}
 		if (!l->valid && !(!q->hint_tried && hint_read(q))) {
 			if (list_scan(l, q->newfd, e) != 0)
 				return -1;
@@ -200,17 +218,18 @@ spool_claim(spool_queue *q, spool_msg **out, int64_t *next_due, struct spool_err
 		cn.attempts = n.attempts < ATTEMPTS_MAX ? n.attempts + 1 : ATTEMPTS_MAX;
 		int r = move_to_cur(q, q->newfd, name, &cn, out, e);
 		list_next(l);
-		if (r > 0 && (r = claim_check(*out, e)) <= 0) {
-			/* not a message that can be delivered: set aside, go on */
-			spool_msg_free(*out);
-			*out = NULL;
-			if (r < 0)
-				return -1;
-			continue;
-		}
-		if (r != 0)
-			return r;
-		/* ENOENT: another consumer was faster; try the next one */
+		if (r == 0)
+			continue; /* ENOENT: another consumer was faster; try the next one */
+		if (r > 0 && *out && (r = claim_check(*out, e)) > 0 && (*out)->kenc)
+			r = key_enter(*out, e); /* 0: it waits behind its key's head */
+		if (r > 0)
+			return 1;
+		/* set aside (not a message that can be delivered), or waiting
+		 * behind its key: go on; or an error (left claimed) */
+		spool_msg_free(*out);
+		*out = NULL;
+		if (r < 0)
+			return -1;
 	}
 }
 
@@ -385,6 +404,8 @@ spool_repair(spool_queue *q, int flags, struct spool_repair *out, struct spool_e
 			close(fd);
 		}
 	}
+	/* keys whose head was lost between two steps of a crashed process */
+	r.keys = key_repair(q, flags & SPOOL_REPAIR_FULL, &r.failed);
 	q->next_lease = r.next_lease;
 	if (out)
 		*out = r;
@@ -414,6 +435,19 @@ spool_replay(spool_queue *q, const struct spool_entry *en, spool_queue *to, int 
 	n.attempts = 0;
 	n.exp = 0; /* an operator replaying it wants it delivered */
 	name_format(name, sizeof name, &n);
+	char enc[NAME_MAX + 1];
+	if (key_of_file(fromfd, en->name, enc, sizeof enc)) {
+		/* behind what its key has queued since: at the end of keys/ENC/ */
+		if (key_publish(to, fromfd, en->name, name, enc, nosync, e) < 0) {
+			if (errno == ENOENT)
+				return spool_fail(e, EX_NOTFOUND, "%s: gone (replayed by someone else?)", n.id);
+			return -1;
+		}
+		reason_remove(q, n.id);
+		if (!nosync && fsync_dir(to->newfd) != 0)
+			return spool_fail_errno(e, errno, "fsync %s/new", to->path);
+		return 0;
+	}
 	if (renameat2(fromfd, en->name, to->newfd, name, RENAME_NOREPLACE) != 0) {
 		if (errno == ENOENT)
 			return spool_fail(e, EX_NOTFOUND, "%s: gone (replayed by someone else?)", n.id);
@@ -468,6 +502,11 @@ spool_ack(spool_msg *m, struct spool_err *e)
 	spool_queue *q = m->q;
 	if (m->done)
 		return 0;
+	if (!m->kenc && m->fd < 0) { /* its ordering key, if any, is in its header */
+		struct spool_err oe = {0};
+		if (msg_open(m, &oe) != 0 && errno == ENOENT)
+			return lost(m, e);
+	}
 	if (q->cfg.keep_acked > 0) {
 		int fd = subdir_fd(q, "done", e);
 		if (fd < 0)
@@ -485,6 +524,7 @@ spool_ack(spool_msg *m, struct spool_err *e)
 	m->done = true;
 	if (m->n.attempts > 1) /* a delivery before this one failed: its reason goes */
 		reason_remove(q, m->n.id);
+	key_advance(m); /* its key goes to the next message */
 	return 0;
 }
 
@@ -649,6 +689,7 @@ spool_bury(spool_msg *m, const char *reason, const char *status, struct spool_er
 		return spool_fail_errno(e, errno, "unlink cur/%s", m->name);
 	m->done = true;
 	reason_remove(q, m->n.id); /* its last failure is in the dead letter now */
+	key_advance(m);            /* dead, it holds its key no longer */
 	return 0;
 fail:
 	if (fd >= 0)

@@ -90,6 +90,7 @@ spool_msg_free(spool_msg *m)
 			free(*h);
 	free(m->headers);
 	msg_drop_head(m);
+	free(m->kenc);
 	free(m->path);
 	free(m);
 }
@@ -170,6 +171,11 @@ msg_open(spool_msg *m, struct spool_err *e)
 	}
 	m->body_off = (off_t)(body - m->head);
 	m->rpos = m->body_off;
+	if (!m->kenc) { /* its ordering key, while the header block is at hand */
+		char enc[NAME_MAX + 1];
+		if (key_of_head(m->head, got, enc, sizeof enc))
+			m->kenc = xstrdup(enc);
+	}
 	return 0;
 drop:
 	msg_drop_head(m); /* so that a second try fails the same way */

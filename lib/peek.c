@@ -14,7 +14,7 @@
 
 #include "spool_priv.h"
 
-static const char *const state_names[] = {"ready", "delayed", "claimed", "dead", "done"};
+static const char *const state_names[] = {"ready", "delayed", "claimed", "dead", "done", "waiting"};
 
 const char *
 spool_state_name(enum spool_state s)
@@ -44,19 +44,12 @@ peek_file(int dirfd, const char *name, struct spool_entry *en)
 				en->line[k++] = (unsigned char)*p < 0x20 || *p == 0x7f ? '?' : *p;
 			en->line[k] = '\0';
 		}
+		char enc[NAME_MAX + 1];
+		if (!en->key[0] && key_of_head(buf, (size_t)r, enc, sizeof enc))
+			key_decode(enc, en->key, sizeof en->key);
 		if (en->state == SPOOL_DEAD && strncmp(buf, "Dead-Reason: ", 13) == 0) {
 			size_t k = strcspn(buf + 13, "\n");
 			snprintf(en->reason, sizeof en->reason, "%.*s", (int)k, buf + 13);
-		}
-		/* the --id key, from the header block (mq-send writes it as Key:) */
-		const char *end = body ? body : buf + r;
-		for (const char *h = buf; h && h < end; h = memchr(h, '\n', (size_t)(end - h))) {
-			h += *h == '\n';
-			if (end - h > 5 && strncmp(h, "Key: ", 5) == 0) {
-				size_t k = strcspn(h + 5, "\n");
-				snprintf(en->key, sizeof en->key, "%.*s", (int)k, h + 5);
-				break;
-			}
 		}
 	}
 	close(fd);
@@ -212,6 +205,80 @@ list_dir(spool_queue *q, int dirfd, const char *sub, enum spool_state st0, unsig
 	return rc;
 }
 
+/* Messages waiting behind the head of their key (keys/ENC/ names that are
+ * linked nowhere else): SPOOL_WAITING, in key order. */
+struct wait_ctx {
+	spool_queue *q;
+	char *ids;      /* linked into new/ or cur/, sorted */
+	size_t nids;
+	int flags;
+	spool_entry_fn *fn;
+	void *arg;
+};
+
+static int
+wait_key(void *arg, int keysfd, const char *enc, const char *const *v, size_t n)
+{
+	struct wait_ctx *c = arg;
+	struct spool_name nm;
+	struct spool_entry en;
+	char name[NAME_MAX + NAME_LEN + 2], path[4096];
+	int rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		if (name_parse(v[i], &nm) != 0 ||
+		    (c->nids && bsearch(nm.id, c->ids, c->nids, ULID_LEN, strncmp_ulid)))
+			continue; /* the head: listed where it is linked */
+		memset(&en, 0, sizeof en);
+		en.state = SPOOL_WAITING;
+		memcpy(en.id, nm.id, sizeof en.id);
+		en.attempts = nm.attempts;
+		en.t = nm.t;
+		en.created = ulid_time(nm.id);
+		en.expires = nm.exp;
+		en.size = en.body_size = -1;
+		key_decode(enc, en.key, sizeof en.key);
+		snprintf(name, sizeof name, "%s/%s", enc, v[i]);
+		snprintf(path, sizeof path, "%s/keys/%s", c->q->path, name);
+		en.name = name;
+		en.path = path;
+		if (c->flags & SPOOL_LIST_SIZE) {
+			struct stat sb;
+			if (fstatat(keysfd, name, &sb, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(sb.st_mode))
+				continue;
+			en.size = sb.st_size;
+		}
+		if ((c->flags & SPOOL_LIST_PEEK) && peek_file(keysfd, name, &en) < 0)
+			continue;
+		rc = c->fn(&en, c->arg);
+	}
+	return rc;
+}
+
+static int
+list_waiting(spool_queue *q, int flags, spool_entry_fn *fn, void *arg)
+{
+	struct wait_ctx c = {.q = q, .flags = flags, .fn = fn, .arg = arg};
+	struct spool_list a = {0}, b = {0};
+	struct spool_name nm;
+	int rc = 0;
+	if ((q->newfd >= 0 && list_scan(&a, q->newfd, NULL) != 0) ||
+	    (q->curfd >= 0 && list_scan(&b, q->curfd, NULL) != 0))
+		goto out;
+	c.ids = malloc((a.n + b.n + 1) * ULID_LEN);
+	if (!c.ids)
+		goto out;
+	for (size_t i = 0; i < a.n + b.n; i++)
+		if (name_parse(i < a.n ? a.v[i] : b.v[i - a.n], &nm) == 0)
+			memcpy(c.ids + c.nids++ * ULID_LEN, nm.id, ULID_LEN);
+	qsort(c.ids, c.nids, ULID_LEN, strncmp_ulid);
+	rc = key_each(q, wait_key, &c);
+out:
+	free(c.ids);
+	list_clear(&a);
+	list_clear(&b);
+	return rc;
+}
+
 int
 spool_list(spool_queue *q, unsigned states, int flags, spool_entry_fn *fn, void *arg,
            struct spool_err *e)
@@ -224,6 +291,8 @@ spool_list(spool_queue *q, unsigned states, int flags, spool_entry_fn *fn, void 
 		rc = list_dir(q, q->newfd, "new", SPOOL_READY, states, flags, fn, arg, e);
 	if (!rc && (states & 1u << SPOOL_CLAIMED) && q->curfd >= 0)
 		rc = list_dir(q, q->curfd, "cur", SPOOL_CLAIMED, states, flags, fn, arg, e);
+	if (!rc && (states & 1u << SPOOL_WAITING) && q->fd >= 0)
+		rc = list_waiting(q, flags, fn, arg);
 	const char *subs[] = {"dead", "done"};
 	enum spool_state sts[] = {SPOOL_DEAD, SPOOL_DONE};
 	for (int i = 0; i < 2 && !rc; i++) {

@@ -48,6 +48,8 @@ spool_entry_json(spool_queue *q, const struct spool_entry *en)
 		json_object_set_new(o, "expires", json_integer(en->expires / 1000));
 	if (*en->reason && en->state == SPOOL_DEAD)
 		json_object_set_new(o, "dead_reason", text(en->reason));
+	if (*en->key)
+		json_object_set_new(o, "key", text(en->key));
 	struct spool_failure f;
 	if (spool_entry_failure(q, en, &f) > 0) {
 		json_t *lf = json_pack("{s:o, s:o}", "status", text(f.status), "stderr",

@@ -20,6 +20,8 @@ state_fd(spool_queue *q, enum spool_state st, struct spool_err *e)
 	case SPOOL_CLAIMED: return q->curfd;
 	case SPOOL_DEAD: return subdir_fd(q, "dead", e);
 	case SPOOL_DONE: return subdir_fd(q, "done", e);
+	case SPOOL_WAITING: /* its name is ENC/NAME there */
+		return key_dirfd(q) >= 0 ? key_dirfd(q) : spool_fail_errno(e, errno, "open %s/keys", q->path);
 	}
 	return spool_fail(e, EX_SOFTWARE, "bad state");
 }
@@ -33,12 +35,19 @@ spool_rm(spool_queue *q, const struct spool_entry *en, int force, struct spool_e
 	int fd = state_fd(q, en->state, e);
 	if (fd < 0)
 		return -1;
+	/* the head of a key: once it is gone, the key goes to the next one */
+	char enc[NAME_MAX + 1];
+	struct spool_name n;
+	bool head = en->state <= SPOOL_CLAIMED && name_parse(en->name, &n) == 0 &&
+	            key_of_file(fd, en->name, enc, sizeof enc);
 	if (unlinkat(fd, en->name, 0) != 0) {
 		if (errno == ENOENT) /* claimed, acked, replayed or deleted meanwhile */
 			return spool_fail(e, EX_NOTFOUND, "%s: gone from %s (it changed state meanwhile)",
 			                  en->id, spool_state_name(en->state));
 		return spool_fail_errno(e, errno, "unlink %s", en->path);
 	}
+	if (head)
+		key_removed(q, &n, enc);
 	return 0;
 }
 

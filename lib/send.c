@@ -36,6 +36,7 @@ struct spool_batch {
 	size_t n, cap;   /* ended, not yet committed */
 	size_t committed;  /* how many of v[] the last commit published */
 	spool_topic *topic; /* mq-send --topic: committed by topic.c */
+	char kenc[NAME_MAX + 1]; /* --key, encoded, for a commit that is due now; "" else */
 	bool use_syncfs;   /* more than KEEP_FDS pending: one syncfs instead */
 	/* the message being written */
 	bool open;
@@ -48,7 +49,9 @@ struct spool_batch {
 	char buf[BUF_SIZE];
 };
 
-static const char *const reserved[] = {"Id", "Date", "Key", "Expires", "Hop", NULL};
+/* Key is what --id wrote before it was Dedup-Key: files of older versions have it */
+static const char *const reserved[] = {"Id", "Date", "Key", "Dedup-Key", "Order-Key", "Expires",
+                                       "Hop", NULL};
 
 /* A control character (DEL too) in s, TAB allowed where tab_ok. */
 static bool
@@ -74,7 +77,8 @@ header_check(const char *h, struct spool_err *e)
 	for (int i = 0; reserved[i]; i++)
 		if (strlen(reserved[i]) == nlen && strncasecmp(h, reserved[i], nlen) == 0)
 			return spool_fail(e, EX_USAGE, "header %.*s is set by %s", (int)nlen, h,
-			                  nlen == 3 ? "the relays a message passes" : "mq-send itself");
+			                  strncasecmp(h, "Hop", nlen) == 0 ? "the relays a message passes" :
+			                  "mq-send itself");
 	if (nlen >= 5 && strncasecmp(h, "Dead-", 5) == 0)
 		return spool_fail(e, EX_USAGE, "header %.*s is reserved for dead letters", (int)nlen, h);
 	const char *v = colon + 1;
@@ -112,7 +116,8 @@ spool_batch_new(spool_queue *q, const struct spool_send_opts *o, struct spool_er
 	if (o)
 		b->o = *o;
 	if (spool_headers_check(b->o.headers, e) != 0 ||
-	    (b->o.key && spool_key_check(b->o.key, e) != 0)) {
+	    (b->o.key && spool_key_check(b->o.key, e) != 0) ||
+	    (b->o.order_key && spool_order_key_check(b->o.order_key, e) != 0)) {
 		free(b);
 		return NULL;
 	}
@@ -182,8 +187,13 @@ spool_batch_begin(spool_batch *b, struct spool_err *e)
 	                 spool_fmt_time(ulid_time(b->cur.id), date, sizeof date));
 	if (put(b, hdr, (size_t)n, e) != 0)
 		return -1;
-	if (b->o.key && (put(b, "Key: ", 5, e) != 0 || put(b, b->o.key, strlen(b->o.key), e) != 0 ||
-	                 put(b, "\n", 1, e) != 0))
+	/* two names an operator reading the file cannot take for each other */
+	if (b->o.key && (put(b, "Dedup-Key: ", 11, e) != 0 ||
+	                 put(b, b->o.key, strlen(b->o.key), e) != 0 || put(b, "\n", 1, e) != 0))
+		return -1;
+	if (b->o.order_key && (put(b, "Order-Key: ", 11, e) != 0 ||
+	                       put(b, b->o.order_key, strlen(b->o.order_key), e) != 0 ||
+	                       put(b, "\n", 1, e) != 0))
 		return -1;
 	if (b->cur.exp) {
 		n = snprintf(hdr, sizeof hdr, "Expires: %s\n",
@@ -374,6 +384,8 @@ static int
 publish_one(spool_batch *b, const char *name, struct spool_err *e)
 {
 	spool_queue *q = b->q;
+	if (b->kenc[0]) /* in line behind its key (16.2); a delayed one joins it when due */
+		return key_publish(q, q->tmpfd, name, name, b->kenc, b->o.nosync, e) < 0 ? -1 : 0;
 	if (renameat2(q->tmpfd, name, q->newfd, name, RENAME_NOREPLACE) == 0)
 		return 0;
 	if (errno != EINVAL && errno != ENOSYS)
@@ -520,6 +532,12 @@ spool_batch_commit(spool_batch *b, const char **dup_of, struct spool_err *e)
 		*dup_of = NULL;
 	if (b->n == 0)
 		return 0;
+	b->kenc[0] = '\0';
+	if (b->o.order_key && b->o.due <= spool_now() &&
+	    encode_key(b->o.order_key, b->kenc, sizeof b->kenc) != 0) {
+		spool_fail(e, EX_USAGE, "--key: key too long once encoded for a file name");
+		return -1;
+	}
 	if (b->topic)
 		return topic_commit(b, dup_of, e);
 	/* The one lock: producers of a key, or of a queue with a max-length,
@@ -602,9 +620,14 @@ out:
 	if (rc < 0 && done < b->n) {
 		/* all or none: take back what was already published */
 		size_t gone = 0;
-		for (size_t i = 0; i < done; i++)
-			if (renameat(q->newfd, b->v[i].name, q->tmpfd, b->v[i].name) != 0)
+		for (size_t i = 0; i < done; i++) {
+			char kp[NAME_MAX + NAME_LEN + 2];
+			snprintf(kp, sizeof kp, "%s/%s", b->kenc, b->v[i].name);
+			if (b->kenc[0] ? (unlinkat(q->newfd, b->v[i].name, 0) != 0 && errno != ENOENT) ||
+			                 renameat(key_dirfd(q), kp, q->tmpfd, b->v[i].name) != 0 :
+			                 renameat(q->newfd, b->v[i].name, q->tmpfd, b->v[i].name) != 0)
 				gone++; /* a consumer was faster: it is delivered */
+		}
 		if (gone && e) {
 			size_t n = strlen(e->msg);
 			snprintf(e->msg + n, sizeof e->msg - n,
@@ -687,6 +710,12 @@ const struct spool_send_opts *
 batch_opts(const spool_batch *b)
 {
 	return &b->o;
+}
+
+const char *
+batch_key(const spool_batch *b)
+{
+	return b->kenc;
 }
 
 /* End a commit: committed messages are forgotten (they left the staging

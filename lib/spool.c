@@ -394,6 +394,7 @@ spool_queue_open(spool *sp, const char *name, int flags, struct spool_err *e)
 		return spool_fail_errno(e, errno, "open queue %s", name), NULL;
 	q->sp = sp;
 	q->fd = q->tmpfd = q->newfd = q->curfd = q->deadfd = q->donefd = q->holdfd = -1;
+	q->keysfd = -1;
 	strcpy(q->name, name);
 	if (asprintf(&q->path, "%s/%s", sp->root, name) < 0) {
 		q->path = NULL;
@@ -462,6 +463,7 @@ spool_queue_close(spool_queue *q)
 {
 	if (!q)
 		return;
+	key_close(q); /* before the holder: what it gives back was recorded */
 	holder_close(q);
 	int fds[] = {q->fd, q->tmpfd, q->newfd, q->curfd, q->deadfd, q->donefd};
 	for (size_t i = 0; i < sizeof fds / sizeof *fds; i++)

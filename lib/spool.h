@@ -123,11 +123,15 @@ struct spool_send_opts {
 	int64_t due;                /* deliver not before (0 = now) */
 	int64_t ttl;                /* ms until it expires (0 = never) */
 	const char *key;            /* dedup key (--id), or NULL */
+	const char *order_key;      /* ordering key (--key), or NULL */
 	int nosync;                 /* skip fsync: fast, not durable on power loss */
 };
 
 /* A --id key that can be used: 0, or -1 (EX_USAGE) before anything is written. */
 int spool_key_check(const char *key, struct spool_err *e);
+/* An ordering key (--key) that can be used: 1 to 200 bytes, no control
+ * character: 0, or -1 (EX_USAGE) before anything is written. */
+int spool_order_key_check(const char *key, struct spool_err *e);
 /* Validate the "Name: value" headers a user gave, each and their total:
  * 0 or -1 (EX_USAGE). */
 int spool_headers_check(const char *const *hdrs, struct spool_err *e);
@@ -278,6 +282,7 @@ struct spool_repair {
 	long corrupt;       /* what was not a regular file in new/, moved to corrupt/ (full only) */
 	long dead;          /* dead letters past dead-retention removed (full only) */
 	int err;            /* errno of the first thing that could not be mended (failed > 0) */
+	long keys;          /* ordering keys whose head was lost (a crash), given on */
 };
 #define SPOOL_REPAIR_FULL 0x1 /* also new/ expiry, done/, dead/ and ids/ (mq-stat --repair) */
 /* Take back expired leases and the claims of holders that are gone (see
@@ -301,6 +306,12 @@ void spool_queue_hold(spool_queue *q);
  * their leases, as if no holder had been. */
 void spool_queue_hold_defer(spool_queue *q);
 void spool_queue_hold_flush(spool_queue *q);
+
+/* For a consumer that goes on claiming (mq-recv -n 0, -f): when it finishes
+ * the head of a key, the key's next message becomes its next claim (a run,
+ * up to 32 in a row) instead of being put in new/ for anyone.  Claims so
+ * taken that were never returned are given back at spool_queue_close. */
+void spool_queue_runs(spool_queue *q, int on);
 
 /* The earliest live lease deadline the last repair saw (0: none). */
 int64_t spool_queue_next_lease(const spool_queue *q);
@@ -477,7 +488,9 @@ void spool_tally_free(spool_tally *t);
 
 /* ---- listing (peek.c; the JSON: peekjson.c; failures: reason.c) ---- */
 
-enum spool_state { SPOOL_READY, SPOOL_DELAYED, SPOOL_CLAIMED, SPOOL_DEAD, SPOOL_DONE };
+enum spool_state { SPOOL_READY, SPOOL_DELAYED, SPOOL_CLAIMED, SPOOL_DEAD, SPOOL_DONE,
+                   SPOOL_WAITING /* behind the head of its key, in keys/ENC/ */ };
+#define SPOOL_NSTATES 6
 struct spool_entry {
 	enum spool_state state;
 	char id[27];
@@ -490,7 +503,8 @@ struct spool_entry {
 	char line[81];     /* the body's first line, printable (SPOOL_LIST_PEEK) */
 	char reason[128];  /* dead/: the latest Dead-Reason; new/: the last failure,
 	                      "STATUS: last stderr line" (SPOOL_LIST_PEEK) */
-	char key[201];     /* the --id key, "" none (SPOOL_LIST_PEEK) */
+	char key[201];     /* its ordering key (Order-Key), "" for none (SPOOL_LIST_PEEK;
+	                      always for SPOOL_WAITING) */
 	const char *name;  /* file name in its directory */
 	const char *path;  /* absolute */
 };
@@ -551,15 +565,19 @@ int spool_entry_failure(spool_queue *q, const struct spool_entry *en, struct spo
 #define SPOOL_STAT_NB 11 /* backlog buckets: under 1, 5, 10 ... 1280 minutes, and older */
 extern const int spool_stat_buckets[SPOOL_STAT_NB - 1]; /* their upper bounds, minutes */
 struct spool_stat {
-	long n[5];            /* messages by enum spool_state */
-	int64_t bytes;        /* file bytes in all */
-	int64_t bytes_by[5];  /* by state */
-	int64_t oldest_by[5]; /* enqueue time of the oldest by state, 0: none */
+	long n[SPOOL_NSTATES];            /* messages by enum spool_state */
+	int64_t bytes;                    /* file bytes in all */
+	int64_t bytes_by[SPOOL_NSTATES];  /* by state */
+	int64_t oldest_by[SPOOL_NSTATES]; /* enqueue time of the oldest by state, 0: none */
 	long hist[SPOOL_STAT_NB]; /* ready messages by age */
 	int64_t now;          /* when counted */
 	long corrupt;         /* entries in corrupt/: not messages (spool-layout.md 3.1) */
 	bool paused;          /* QUEUE/paused exists (mq-pause) */
 	long lapsed;          /* claimed messages whose lease has run out, not yet taken back */
+	long keys;            /* ordering keys with messages (keys/ENC/) */
+	long keys_held;       /* of them, held: their head claimed or waiting for a retry */
+	int64_t oldest_held;  /* enqueue time of the oldest held head, 0: none */
+	char oldest_key[201]; /* its key */
 };
 /* Count q's messages (names and sizes: nothing is changed). */
 int spool_stat(spool_queue *q, struct spool_stat *s, struct spool_err *e);

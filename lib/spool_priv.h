@@ -70,6 +70,12 @@ struct spool_queue {
 	size_t holdlen;
 	spool_msg **held;      /* the claims recorded, for rewriting the record */
 	size_t nheld, heldcap;
+	/* ordering by key (key.c) */
+	int keysfd;            /* keys/, -1 until used */
+	bool runs;             /* spool_queue_runs: a key's next message is our next claim */
+	spool_msg **pend;      /* claims taken ahead by runs, returned by spool_claim first */
+	size_t npend, pendpos, pendcap;
+	struct keycache *kc;   /* listings of keys/ENC/, CACHE_SLOTS of them */
 };
 
 struct spool_msg {
@@ -91,6 +97,9 @@ struct spool_msg {
 	bool lost;             /* an extension found it gone: someone else has it */
 	bool held;             /* in q->held: recorded in our holder file */
 	const char *stderr_tail; /* the handler's stderr, escaped lines (reason.c), or NULL */
+	char *kenc;            /* its Order-Key, encoded (a keys/ name), or NULL */
+	char krec[NAME_LEN];   /* its name in keys/ENC/, "" while not known */
+	bool kentered;         /* known to be its key's head (a run's claim) */
 };
 
 /* err.c */
@@ -146,6 +155,7 @@ spool_topic *batch_topic(const spool_batch *b);
 size_t batch_count(const spool_batch *b);
 const char *batch_name(const spool_batch *b, size_t i);
 const struct spool_send_opts *batch_opts(const spool_batch *b);
+const char *batch_key(const spool_batch *b); /* --key encoded, "" for none or delayed */
 void batch_finish(spool_batch *b, bool committed);
 
 /* topic.c */
@@ -195,6 +205,29 @@ void holder_close(spool_queue *q);
 void holder_flush(spool_queue *q);
 int holders_reap(spool_queue *q, struct spool_list *cur, int64_t now,
                  struct spool_repair *r, struct spool_err *e);
+
+/* key.c (spool-layout.md 16) */
+int key_of_head(const char *h, size_t len, char *out, size_t outlen);
+/* Put from (in fromfd) into keys/ENC/name; the head (linked into new/) when
+ * the key was free: 1, 0 waiting, -1. */
+int key_publish(spool_queue *q, int fromfd, const char *from, const char *name, const char *enc,
+                bool nosync, struct spool_err *e);
+/* A keyed message just claimed: 1 deliver it (the key's head), 0 it was set
+ * to wait in keys/ENC/ (m is done), -1. */
+int key_enter(spool_msg *m, struct spool_err *e);
+void key_advance(spool_msg *m);
+/* The Order-Key of the message file dirfd/name, encoded: 1, or 0 for none. */
+int key_of_file(int dirfd, const char *name, char *enc, size_t len);
+/* The message n of key enc was deleted (mq-rm): its key goes on. */
+void key_removed(spool_queue *q, const struct spool_name *n, const char *enc);
+int key_dirfd(spool_queue *q);
+spool_msg *key_pending(spool_queue *q);
+void key_close(spool_queue *q);
+long key_repair(spool_queue *q, bool full, long *failed);
+int strncmp_ulid(const void *a, const void *b);
+int key_decode(const char *enc, char *out, size_t len);
+typedef int key_fn(void *arg, int keysfd, const char *enc, const char *const *names, size_t n);
+int key_each(spool_queue *q, key_fn *fn, void *arg);
 
 /* corrupt.c */
 /* A claimed message msg_open could not open (errno err): not a regular file

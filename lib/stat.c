@@ -7,16 +7,30 @@
  */
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "spool_priv.h"
 
 const int spool_stat_buckets[SPOOL_STAT_NB - 1] = {1, 5, 10, 20, 40, 80, 160, 320, 640, 1280};
 
+struct linked {
+	char id[ULID_LEN];
+	bool held;      /* claimed, or waiting for a retry */
+};
+
 struct count_ctx {
 	struct spool_stat *s;
 	int64_t now;
+	struct linked *v; /* what is in new/ and cur/, for the keys' heads */
+	size_t n, cap;
 };
+
+static int
+cmp_linked(const void *a, const void *b)
+{
+	return memcmp(a, b, ULID_LEN);
+}
 
 static int
 count(const struct spool_entry *en, void *arg)
@@ -30,6 +44,18 @@ count(const struct spool_entry *en, void *arg)
 	}
 	if (en->state == SPOOL_CLAIMED && en->t <= c->now)
 		s->lapsed++;
+	if (en->state <= SPOOL_CLAIMED) {
+		if (c->n == c->cap) {
+			size_t cap = c->cap ? c->cap * 2 : 256;
+			struct linked *v = realloc(c->v, cap * sizeof *v);
+			if (!v)
+				return -1;
+			c->v = v, c->cap = cap;
+		}
+		memcpy(c->v[c->n].id, en->id, ULID_LEN);
+		c->v[c->n++].held = en->state == SPOOL_CLAIMED ||
+		                    (en->state == SPOOL_DELAYED && en->attempts > 0);
+	}
 	if (!s->oldest_by[en->state] || en->created < s->oldest_by[en->state])
 		s->oldest_by[en->state] = en->created;
 	if (en->state == SPOOL_READY) {
@@ -42,13 +68,45 @@ count(const struct spool_entry *en, void *arg)
 	return 0;
 }
 
+/* A key is held while its head (its message linked into new/ or cur/) is
+ * claimed or waits for a retry. */
+static int
+count_key(void *arg, int keysfd, const char *enc, const char *const *v, size_t n)
+{
+	struct count_ctx *c = arg;
+	(void)keysfd;
+	if (n == 0)
+		return 0;
+	c->s->keys++;
+	for (size_t i = 0; i < n; i++) {
+		const char *id = v[i] + TIME_DIGITS + 1;
+		struct linked *h = c->n ? bsearch(id, c->v, c->n, sizeof *c->v, cmp_linked) : NULL;
+		if (!h || !h->held)
+			continue;
+		c->s->keys_held++;
+		int64_t t = ulid_time(id);
+		if (!c->s->oldest_held || t < c->s->oldest_held) {
+			c->s->oldest_held = t;
+			key_decode(enc, c->s->oldest_key, sizeof c->s->oldest_key);
+		}
+		break;
+	}
+	return 0;
+}
+
 int
 spool_stat(spool_queue *q, struct spool_stat *s, struct spool_err *e)
 {
 	struct count_ctx c = {.s = s, .now = spool_now()};
 	memset(s, 0, sizeof *s);
 	s->now = c.now;
-	if (spool_list(q, 0, SPOOL_LIST_SIZE, count, &c, e) < 0)
+	int rc = spool_list(q, 0, SPOOL_LIST_SIZE, count, &c, e);
+	if (rc == 0 && c.n > 1)
+		qsort(c.v, c.n, sizeof *c.v, cmp_linked);
+	if (rc == 0 && q->fd >= 0)
+		key_each(q, count_key, &c);
+	free(c.v);
+	if (rc != 0)
 		return -1;
 	char **odd = spool_corrupt_list(q, e);
 	if (!odd)
@@ -74,7 +132,13 @@ spool_stat_json(const char *queue, const struct spool_stat *s, const struct spoo
 		json_object_set_new(h, key, json_integer(s->hist[b]));
 	}
 	int64_t oldest = s->oldest_by[SPOOL_READY];
-	return json_pack(
+	json_t *held = s->oldest_held ? json_string(s->oldest_key) : NULL; /* NULL: not UTF-8 */
+	json_t *k = json_pack("{s:I, s:I, s:I, s:o, s:o}", "total", (json_int_t)s->keys, "held",
+	                      (json_int_t)s->keys_held, "waiting", (json_int_t)s->n[SPOOL_WAITING],
+	                      "oldest_held", held ? held : json_null(), "oldest_held_age",
+	                      s->oldest_held ? json_integer((s->now - s->oldest_held) / 1000) :
+	                                       json_null());
+	json_t *o = json_pack(
 		"{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I}}",
 		"queue", queue, "ready", (json_int_t)s->n[SPOOL_READY], "delayed",
 		(json_int_t)s->n[SPOOL_DELAYED], "in_flight", (json_int_t)s->n[SPOOL_CLAIMED],
@@ -86,4 +150,13 @@ spool_stat_json(const char *queue, const struct spool_stat *s, const struct spoo
 		(json_int_t)rep->expired, "tmp_files", (json_int_t)rep->tmp, "kept_removed",
 		(json_int_t)rep->done, "dedup_markers", (json_int_t)rep->ids, "moved_to_corrupt",
 		(json_int_t)rep->corrupt);
+	if (o) {
+		json_object_set_new(o, "waiting", json_integer(s->n[SPOOL_WAITING]));
+		json_object_set_new(o, "keys", k);
+		json_object_set_new(json_object_get(o, "repaired"), "keys_handed_on",
+		                    json_integer(rep->keys));
+	} else {
+		json_decref(k);
+	}
+	return o;
 }

@@ -595,7 +595,10 @@ topic_commit(spool_batch *b, const char **dup_of, struct spool_err *e)
 	for (size_t t = 0; t < nt; t++) {
 		struct target *x = &tv[t];
 		for (size_t i = 0; i < n; i++)
-			if (into_new(x->q->tmpfd, x->q->newfd, batch_name(b, i)) != 0 &&
+			if ((batch_key(b)[0] ? /* each subscriber's copy in line behind its key */
+			     key_publish(x->q, x->q->tmpfd, batch_name(b, i), batch_name(b, i),
+			                 batch_key(b), o->nosync, NULL) < 0 :
+			     into_new(x->q->tmpfd, x->q->newfd, batch_name(b, i)) != 0) &&
 			    errno != ENOENT /* a repair was faster */) {
 				warn("topic %s: subscriber %s: rename tmp/%s to new/: %s (the repair "
 				     "finishes it)", tp->name, x->q->name, batch_name(b, i), strerror(errno));

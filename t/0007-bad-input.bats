@@ -156,6 +156,7 @@ bad_header() { # HEADER: mq-send -H HEADER exits 64 and writes nothing
 @test "-H may not set Id" { bad_header 'Id: x'; }
 @test "-H may not set Date" { bad_header 'Date: x'; }
 @test "-H may not set Key" { bad_header 'Key: x'; }
+@test "-H may not set Dedup-Key or Order-Key" { bad_header 'Dedup-Key: x'; bad_header 'Order-Key: x'; }
 @test "-H may not set Expires" { bad_header 'Expires: x'; }
 @test "-H may not set a Dead- header" { bad_header 'Dead-Reason: x'; }
 @test "-H name must start with a letter" { bad_header '1abc: x'; }

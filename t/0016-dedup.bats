@@ -19,7 +19,7 @@ load helper
 	[[ $stderr == "mq-send: "*duplicate*"$id"* ]]
 	n=$(only_file q new)
 	[ "$(name_id "$n")" = "$id" ]
-	[ "$(header_of "$n" Key)" = order-1234 ]
+	[ "$(header_of "$n" Dedup-Key)" = order-1234 ]
 	[ "$(count q tmp)" -eq 0 ]
 	run -0 mq-recv -n 0 q
 	[ "$output" = first ]

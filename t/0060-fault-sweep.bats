@@ -51,3 +51,7 @@ sweep() {
 @test "fault sweep: mq-nack --dead (bury)" { sweep nack-dead; }
 @test "fault sweep: mq-replay" { sweep replay; }
 @test "fault sweep: mq-stat --repair (the full repair)" { sweep repair; }
+@test "fault sweep: mq-send --key (a free key: its head)" { sweep send-key; }
+@test "fault sweep: mq-send --key (a held key: it waits)" { sweep send-key-held; }
+@test "fault sweep: mq-recv of a key's head (ack, hand the key on)" { sweep recv-key; }
+@test "fault sweep: mq-recv -n 0 of a key (a run)" { sweep recv-key-run; }

@@ -196,7 +196,7 @@ bodies() {
 	[ "$output" = "$first" ]
 	for q in stock shipping sms; do
 		[ "$(ids "$q" | grep -c .)" -eq "$( [ $q = sms ] && echo 1 || echo 2)" ]
-		[ "$(grep -l '^Key: order-7$' $(files "$q" new) | wc -l)" -eq 1 ]
+		[ "$(grep -l '^Dedup-Key: order-7$' $(files "$q" new) | wc -l)" -eq 1 ]
 	done
 	"$BATS_TEST_DIRNAME/spool-check" -e "$MQ_SPOOL"
 }

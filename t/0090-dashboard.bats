@@ -62,7 +62,7 @@ fill_spool() {
 	for i in 1 2 3 4; do echo "job $i" | mq-send work; done
 	echo later | mq-send --delay 1h work
 	mq-recv -c work >/dev/null
-	echo "first broken" | mq-send --id order-17 broken
+	echo "first broken" | mq-send --key order-17 broken
 	echo "second broken" | mq-send broken
 	for i in 1 2; do
 		id=$(name_id "$(mq-recv -c broken)")

@@ -131,6 +131,10 @@ CASES = [
         ("publish-10-l", "pubsub: the same lines by mq-send -l --topic to 10 subscribers (one file, 10 links each)", "group commit", "send-one-l", None),
         ("send-one-proc", "pubsub: one mq-send per message into one queue", "fsync file + new/", "spawn-bash", None),
         ("publish-10-proc", "pubsub: one mq-send --topic per message to 10 subscribers", "fsync file, tmp/s, .pub/, each new/", "send-one-proc", None),
+        ("keys-plain", "keys: mq-recv -n 0 of N_KEYED messages without keys, synced (beside the keyed drain below)", "-", None, FL),
+        ("keys-keyed", "keys: mq-recv -n 0 of N_KEYED messages over N_KEYS ordering keys (mq-send --key), synced", "-", None, "keys-plain"),
+        ("keys-plain-tmpfs", "keys on tmpfs (the algorithm alone): mq-recv -n 0 of N_KEYED messages without keys", "-", None, None),
+        ("keys-keyed-tmpfs", "keys on tmpfs: mq-recv -n 0 of N_KEYED messages over N_KEYS keys", "-", None, "keys-plain-tmpfs"),
         ("ext4-drain", "mq-recv -n 0 over the rest of the ext4 time-to-first-message backlog (capped at DRAIN_CAP s)", "-", None, FL),
     ]),
     ("peers", [
@@ -233,6 +237,24 @@ for kind, label in (("l", "mq-send -l"), ("proc", "one mq-send per message")):
     else:
         targets.append(("publish to 10 subscribers (%s) costs < 10× the send to one queue" % label,
                         "-", "-", "-", verdict(None)))
+_kp, _kk = rate("keys-plain", "deq"), rate("keys-keyed", "deq")
+_kparams = env.get("keys params", "")
+if _kp and _kk:
+    tgt("mq-recv -n 0 of %s messages over %s keys ≥ 0.8× the same queue without keys (same run; both synced, ext4)" % (
+        _kparams.split("N_KEYED=")[-1].split()[0] if "N_KEYED=" in _kparams else "N",
+        _kparams.split("N_KEYS=")[-1].split()[0] if "N_KEYS=" in _kparams else "K"),
+        med(_kk), "%s msg/s" % fmt(med(_kk)), med(_kp), 0.8,
+        "without keys: %s → need ≥ %s" % (fmt(med(_kp)), fmt(0.8 * med(_kp))))
+else:
+    targets.append(("mq-recv -n 0 over keys ≥ 0.8× the same without keys", "-", "-", "-", verdict(None)))
+_kpt, _kkt = rate("keys-plain-tmpfs", "deq"), rate("keys-keyed-tmpfs", "deq")
+if _kpt and _kkt:
+    _ck, _cp = cpu_us("keys-keyed-tmpfs", "deq"), cpu_us("keys-plain-tmpfs", "deq")
+    targets.append(("the same on tmpfs (report: the algorithm alone, no disk)",
+                    "%s msg/s (%s CPU µs/msg)" % (fmt(med(_kkt)), "%.1f" % _ck if _ck else "-"),
+                    "without keys: %s msg/s (%s CPU µs/msg)" % (fmt(med(_kpt)), "%.1f" % _cp if _cp else "-"),
+                    fx(med(_kkt) / med(_kpt)) + " of it" + ("; CPU %s" % fx(_cp / _ck) if _ck and _cp else ""),
+                    "report"))
 if first:
     ff = ms("first-floor")
     fc = ms("first-cold")
