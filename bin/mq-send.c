@@ -18,8 +18,9 @@
 #include "cli.h"
 
 static const char usage[] =
-	"usage: mq-send [-il] [-d dir] [-H 'Name: value'] [--id key [--strict]] [--key key]\n"
-	"               [--delay dur | --at time] [--ttl dur] [--no-sync] queue [file...]\n"
+	"usage: mq-send [-il] [-d dir] [-H 'Name: value'] [--id key [--strict]]\n"
+	"               [--key key] [--delay dur | --at time] [--ttl dur] [--no-sync]\n"
+	"               queue [file ...]\n"
 	"       mq-send [options] --topic topic [file ...]\n"
 	"\n"
 	"  -d dir          the spool (default $MQ_SPOOL, else /var/spool/mq)\n"
@@ -28,7 +29,7 @@ static const char usage[] =
 	"  -l              one message per line of input (a log pipe), in group commits\n"
 	"  --id key        a dedup key: the same key within dedup-window is sent once\n"
 	"  --strict        with --id: a key sent before is an error (exit 3), not a no-op\n"
-	"  --key key       an ordering key: a key's messages are handled one at a time, in order\n"
+	"  --key key       an ordering key: one message of a key at a time, in send order\n"
 	"  --delay dur     due after dur (one word: 30s, 5m, 2h, 7d)\n"
 	"  --at time       due at time (@EPOCH, 2026-11-21T22:00:00Z)\n"
 	"  --ttl dur       expire (to dead/) if not handled within dur\n"

@@ -63,7 +63,7 @@ populate() {
 	run -0 mq-stat --json q
 	[ "$(js 'len(d)')" = 1 ]
 	[ "$(js '" ".join(sorted(d[0]))')" = \
-		"backlog_by_age bytes corrupt corrupt_files dead delayed expired_leases in_flight kept oldest_ready_age paused queue ready repaired" ]
+		"backlog_by_age bytes corrupt corrupt_files dead delayed expired_leases in_flight kept keys oldest_ready_age paused queue ready repaired waiting" ]
 	[ "$(js 'd[0]["corrupt"]')" = 0 ]
 	[ "$(js 'len(d[0]["corrupt_files"])')" = 0 ]
 	[ "$(js '" ".join(str(d[0][k]) for k in ("queue", "ready", "delayed", "in_flight", "expired_leases", "dead", "kept"))')" = \
