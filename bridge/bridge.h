@@ -59,9 +59,6 @@ int64_t bridge_jitter(const spool_queue *q, int n);
 /* closer.c: the last close of acked message files (their blocks freed, a
  * discard each on ext4 with `discard`) in threads of its own, a batch at a
  * time; fds of -1 are passed over. */
-void closer_start(void);
-void closer_put(const int *fd, size_t n);
-void closer_stop(void);
 
 int bridge_out(struct bridge *b, const char *queue, const char *subject);
 int bridge_in(struct bridge *b, const char *stream, const char *consumer, const char *queue);

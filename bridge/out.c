@@ -291,11 +291,11 @@ take_answers(struct out *o)
 		settle(o, f->m, v[i].ok, v[i].err, v[i].code, v[i].text);
 		flight_end(o, f, o->fds, &o->nfds);
 		if (o->nfds == o->nfl) {
-			closer_put(o->fds, o->nfds);
+			spool_closer_put(o->fds, o->nfds);
 			o->nfds = 0;
 		}
 	}
-	closer_put(o->fds, o->nfds);
+	spool_closer_put(o->fds, o->nfds);
 	o->nfds = 0;
 	free(v);
 }
@@ -497,7 +497,7 @@ bridge_out(struct bridge *b, const char *queue, const char *subject)
 		cli_die(EX_OSERR, "out of memory");
 	for (size_t i = 0; i < o.nfl; i++)
 		o.fl[i].fd = -1;
-	closer_start();
+	spool_closer_start();
 	pthread_mutex_init(&o.mu, NULL);
 	spool_watch *w = spool_watch_new(&e);
 	if (!w || spool_watch_add(w, o.q, &e) < 0)
@@ -626,11 +626,11 @@ bridge_out(struct bridge *b, const char *queue, const char *subject)
 			cli_warn("%s: %s: %s", queue, o.fl[i].id, e.msg);
 		flight_end(&o, &o.fl[i], o.fds, &o.nfds);
 	}
-	closer_put(o.fds, o.nfds);
+	spool_closer_put(o.fds, o.nfds);
 	o.nfds = 0;
 	bridge_close(b);
 	take_answers(&o); /* none can come now; frees the list */
-	closer_stop();
+	spool_closer_stop();
 	if (lost) {
 		cli_warn("queue %s was removed or replaced", queue);
 		rc = EX_NOINPUT;

@@ -588,6 +588,16 @@ char **spool_corrupt_list(spool_queue *q, struct spool_err *e);
  * void * so that this header needs no jansson); rep may be NULL. */
 void *spool_stat_json(const char *queue, const struct spool_stat *s, const struct spool_repair *rep);
 
+/* ---- closes off the caller's thread (closer.c) ---- */
+
+/* Start the closing threads (their signals blocked); without them, or when
+ * they cannot keep up, spool_closer_put closes inline. */
+void spool_closer_start(void);
+/* Close each fd >= 0 of fd[0..n) (an acked message file's last descriptor). */
+void spool_closer_put(const int *fd, size_t n);
+/* At exit: every close handed over is done once this returns. */
+void spool_closer_stop(void);
+
 /* ---- small parsers and helpers (util.c; spool_trim: config.c) ---- */
 
 int64_t spool_now(void);

@@ -272,7 +272,7 @@ xfer_free(struct xfer *x)
 	}
 	curl_slist_free_all(x->hdrs);
 	free(x->body);
-	closer_put(x->fd); /* after an ack this frees the file's blocks */
+	spool_closer_put(&x->fd, 1); /* after an ack this frees the file's blocks */
 	spool_msg_free(x->m);
 	work_remove(r, &x->w);
 	free(x);

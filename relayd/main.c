@@ -334,7 +334,7 @@ main(int argc, char **argv)
 	    !(sig_io = loop_io_add(r->loop, sigfd, EPOLLIN, on_signal, r)))
 		cli_die(EX_OSERR, "set up the event loop: %s", strerror(errno));
 	queues_init(r);
-	closer_start();
+	spool_closer_start();
 	if (consumers_init(r, &r->conf, &e) != 0 || receive_start(r, &e) != 0 || web_start(r, &e) != 0)
 		cli_fail(&e);
 	for (struct consumer *k = r->conf.consumers; k; k = k->next)
@@ -354,7 +354,7 @@ main(int argc, char **argv)
 		forward_free(r, k);
 	}
 	forward_shutdown(r);
-	closer_stop();
+	spool_closer_stop();
 	queues_gc(r);
 	loop_io_del(r->loop, watch_io);
 	loop_io_del(r->loop, sig_io);

@@ -171,9 +171,6 @@ void forward_metrics(struct relayd *r, void *f);
 
 /* receive.c: the HTTP server */
 /* closer.c: closes that may wait on the disk (a file's blocks freed), off the loop */
-void closer_start(void);
-void closer_put(int fd);
-void closer_stop(void); /* at exit: every close handed over is done */
 
 /* offload.c: one call at a time in a thread, its end a callback in the loop */
 struct offload;

@@ -1,19 +1,23 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * closer.c: the last close of acked message files, off the main thread.
- * On ext4 mounted with `discard` that close is when the file's blocks are
- * freed, one synchronous discard each (0.1-0.5 ms): in the main thread it
- * was half of mq-bridge out's time.  As mq-relayd's relayd/closer.c, but
- * handed a batch at a time (the answers of one wake-up), with one wake-up
- * of the threads per batch: a signal per file cost more in task switches
- * than the close itself where the disk is fast.
+ * closer.c: closing, off the caller's thread, the descriptors whose close
+ * may wait on the disk (mq-relayd's forwards, mq-bridge out).  The last
+ * close of a file that was unlinked while open is when the file system
+ * frees its blocks; ext4 mounted with `discard` (and other file systems with
+ * online discard) then waits for one discard request per file, 0.1-0.5 ms
+ * each: in a daemon's loop that stalled every other transfer (bench/
+ * RESULTS.md: it was the relay sender's and the bridge's largest cost).  A
+ * few threads take those closes instead, a batch at a time; they do nothing
+ * else (no allocation, no library state, no signal), so a daemon's forks of
+ * handlers are unaffected, and when they cannot keep up (or never started)
+ * the caller closes inline, as before.
  */
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <unistd.h>
 
-#include "bridge.h"
+#include "spool_priv.h"
 
 #define CLOSER_THREADS 4
 #define CLOSER_RING 4096
@@ -48,11 +52,11 @@ closer_main(void *arg)
 }
 
 void
-closer_start(void)
+spool_closer_start(void)
 {
 	sigset_t all, old;
 	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old); /* signals are the main thread's (signalfd) */
+	pthread_sigmask(SIG_SETMASK, &all, &old); /* signals are the caller's (its signalfd) */
 	while (cl.nthreads < CLOSER_THREADS &&
 	       pthread_create(&cl.t[cl.nthreads], NULL, closer_main, NULL) == 0)
 		cl.nthreads++;
@@ -60,7 +64,7 @@ closer_start(void)
 }
 
 void
-closer_put(const int *fd, size_t n)
+spool_closer_put(const int *fd, size_t n)
 {
 	size_t i = 0;
 	pthread_mutex_lock(&cl.mu);
@@ -68,7 +72,9 @@ closer_put(const int *fd, size_t n)
 		for (; i < n && cl.head - cl.tail < CLOSER_RING; i++)
 			if (fd[i] >= 0)
 				cl.ring[cl.head++ % CLOSER_RING] = fd[i];
-	if (i)
+	if (i == 1)
+		pthread_cond_signal(&cl.more);
+	else if (i)
 		pthread_cond_broadcast(&cl.more);
 	pthread_mutex_unlock(&cl.mu);
 	for (; i < n; i++) /* no thread, or the ring is full: here, as before */
@@ -78,7 +84,7 @@ closer_put(const int *fd, size_t n)
 
 /* Every close handed over is done once this returns (at exit). */
 void
-closer_stop(void)
+spool_closer_stop(void)
 {
 	pthread_mutex_lock(&cl.mu);
 	cl.stop = true;
