@@ -7,7 +7,7 @@
  * further one a header.  Whatever the checks refuse must be
  * EX_USAGE (64); whatever they accept is sent to a throwaway queue, claimed
  * back, and must come out of spool_msg_headers as it went in: Id, Date, the
- * key as one Key header, then the headers, each as "Name: value".  A value
+ * key as one Dedup-Key header, then the headers, each as "Name: value".  A value
  * that could change the header block (a newline: a header or body of its
  * own) is a finding.
  */
@@ -85,7 +85,7 @@ send_and_check(const char *key, const char *const *hdrs, size_t nh)
 	size_t k = 0;
 	if (!h[k] || strncmp(h[k++], "Id: ", 4) != 0 || !h[k] || strncmp(h[k++], "Date: ", 6) != 0)
 		abort();
-	if (key && (!h[k] || strncmp(h[k], "Key: ", 5) != 0 || strcmp(h[k++] + 5, key) != 0))
+	if (key && (!h[k] || strncmp(h[k], "Dedup-Key: ", 11) != 0 || strcmp(h[k++] + 11, key) != 0))
 		abort(); /* the key did not come back as one Key header */
 	for (size_t i = 0; i < nh; i++)
 		if (!h[k] || !same_header(h[k++], hdrs[i]))

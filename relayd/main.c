@@ -366,3 +366,14 @@ main(int argc, char **argv)
 	close(sigfd);
 	return rc;
 }
+
+/* libmicrohttpd's own messages ("reached connection limit"...) through our
+ * log, prefixed with cls (the server's kind: "http", "dashboard"). */
+void
+relayd_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char buf[512];
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	buf[strcspn(buf, "\n")] = '\0';
+	logmsg(LOG_WARNING, "%s: %s", (const char *)cls, buf);
+}

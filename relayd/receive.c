@@ -758,17 +758,6 @@ receive_pass(struct relayd *r)
 		server_run(s);
 }
 
-/* libmicrohttpd's own messages ("reached connection limit"...) through our log. */
-static void
-mhd_log(void *cls, const char *fmt, va_list ap)
-{
-	char buf[512];
-	(void)cls;
-	vsnprintf(buf, sizeof buf, fmt, ap);
-	buf[strcspn(buf, "\n")] = '\0';
-	logmsg(LOG_WARNING, "http: %s", buf);
-}
-
 static void
 server_free(struct relayd *r, struct server *s)
 {
@@ -811,7 +800,7 @@ server_start(struct receiver *rx, const struct listener *l, struct spool_err *e)
 	struct MHD_OptionItem opts[16];
 	int k = 0;
 	/* the logger first: libmicrohttpd logs about the options after it */
-	opts[k++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL};
+	opts[k++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)relayd_mhd_log, (void *)"http"};
 	opts[k++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &ss};
 	opts[k++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, (intptr_t)l->max_connections, NULL};
 	opts[k++] = (struct MHD_OptionItem){MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t)l->max_per_address, NULL};

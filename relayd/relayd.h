@@ -197,4 +197,7 @@ int web_check(const struct conf *c, struct spool_err *e); /* -n: its password fi
 /* 1 when a dashboard address ("ADDR:PORT") is on loopback (127/8, [::1]). */
 int dashboard_loopback(const char *addr);
 
+#include <stdarg.h>
+void relayd_mhd_log(void *cls, const char *fmt, va_list ap); /* main.c: MHD's logger */
+
 #endif

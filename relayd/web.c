@@ -1671,16 +1671,6 @@ on_timer(void *arg)
 	web_run(arg);
 }
 
-static void
-mhd_log(void *cls, const char *fmt, va_list ap)
-{
-	char buf[512];
-	(void)cls;
-	vsnprintf(buf, sizeof buf, fmt, ap);
-	buf[strcspn(buf, "\n")] = '\0';
-	logmsg(LOG_WARNING, "dashboard: %s", buf);
-}
-
 static int
 read_users(const char *file, struct user **v, size_t *n, struct spool_err *e)
 {
@@ -1773,7 +1763,7 @@ web_start(struct relayd *r, struct spool_err *e)
 	unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
 	struct MHD_OptionItem opts[12];
 	int k = 0;
-	opts[k++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL};
+	opts[k++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)relayd_mhd_log, (void *)"dashboard"};
 	opts[k++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &ss};
 	opts[k++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, (intptr_t)d->max_connections, NULL};
 	opts[k++] = (struct MHD_OptionItem){MHD_OPTION_PER_IP_CONNECTION_LIMIT, 32, NULL};
