@@ -78,7 +78,7 @@ LIB_HDRS := $(wildcard lib/*.h)
 CMDS     := $(patsubst %.c,%,$(sort $(wildcard bin/mq-*.c))) bin/mq-relayd
 ifeq ($(HAVE_NATS),1)
 CMDS     += bin/mq-bridge
-NATS_TOOLS = t/nats-tool
+NATS_TOOLS = $(if $(wildcard t/nats-tool.c),t/nats-tool) # the tests' tool: not in a copy without t/
 endif
 # mq-relayd is a folder of its own (relayd/): the only code that links
 # libcurl and libmicrohttpd, which lib/ must never include (lib-check).
