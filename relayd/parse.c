@@ -98,6 +98,21 @@ token_hash(const void *p, size_t n, unsigned char out[32])
 	EVP_Digest(p, n, out, &len, EVP_sha256(), NULL);
 }
 
+/* The next line of fp that is not blank or a # comment, trimmed (in *line,
+ * which getline grows); NULL at the end (or an error: ferror tells). */
+static char *
+next_line(FILE *fp, char **line, size_t *cap, int *lineno)
+{
+	while (getline(line, cap, fp) >= 0) {
+		if (lineno)
+			++*lineno;
+		char *s = spool_trim(*line);
+		if (*s && *s != '#')
+			return s;
+	}
+	return NULL;
+}
+
 void
 tokens_free(struct token *t, size_t n)
 {
@@ -118,11 +133,7 @@ tokens_parse(FILE *fp, const char *file, struct token **out, size_t *nout, struc
 	char *line = NULL;
 	size_t cap = 0;
 	int lineno = 0, rc = -1;
-	while (getline(&line, &cap, fp) >= 0) {
-		lineno++;
-		char *s = spool_trim(line);
-		if (!*s || *s == '#')
-			continue;
+	for (char *s; (s = next_line(fp, &line, &cap, &lineno));) {
 		if (n == MAX_TOKENS) {
 			spool_fail(e, EX_CONFIG, "token-file %s: over %d tokens", file, MAX_TOKENS);
 			goto out;
@@ -173,10 +184,7 @@ token_first(FILE *fp, char **tok)
 	size_t cap = 0;
 	const char *why = NULL;
 	*tok = NULL;
-	while (!why && !*tok && getline(&line, &cap, fp) >= 0) {
-		char *s = spool_trim(line);
-		if (!*s || *s == '#')
-			continue;
+	for (char *s; !why && !*tok && (s = next_line(fp, &line, &cap, NULL));) {
 		s[strcspn(s, " \t")] = '\0';
 		for (const char *p = s; *p && !why; p++)
 			if ((unsigned char)*p < 0x21 || *p == 0x7f)
@@ -211,11 +219,7 @@ users_parse(FILE *fp, const char *file, struct user **out, size_t *nout, struct 
 	char *line = NULL;
 	size_t cap = 0;
 	int lineno = 0, rc = -1;
-	while (getline(&line, &cap, fp) >= 0) {
-		lineno++;
-		char *s = spool_trim(line);
-		if (!*s || *s == '#')
-			continue;
+	for (char *s; (s = next_line(fp, &line, &cap, &lineno));) {
 		char *colon = strchr(s, ':');
 		size_t ul = colon ? (size_t)(colon - s) : 0;
 		bool ok = colon && ul >= 1 && ul < sizeof v->name;
