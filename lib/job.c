@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -56,6 +57,21 @@ set_header_env(const char *h)
 	setenv(name, v, 1);
 }
 
+/* The descriptor limit the process started with, while spool_job_raise_nofile
+ * has it raised (rlim_cur 0: not raised). */
+static struct rlimit nofile_start;
+
+void
+spool_job_raise_nofile(void)
+{
+	struct rlimit r;
+	if (getrlimit(RLIMIT_NOFILE, &r) != 0 || r.rlim_cur >= r.rlim_max)
+		return;
+	struct rlimit up = {r.rlim_max > 65536 ? 65536 : r.rlim_max, r.rlim_max};
+	if (up.rlim_cur > r.rlim_cur && setrlimit(RLIMIT_NOFILE, &up) == 0)
+		nofile_start = r;
+}
+
 static void
 child(spool_msg *m, int bodyfd, int errw, const char *cmd, int flags)
 {
@@ -69,6 +85,9 @@ child(spool_msg *m, int bodyfd, int errw, const char *cmd, int flags)
 	signal(SIGCHLD, SIG_DFL);
 	/* the lease is kept alive by the parent: without it, stop */
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	/* a handler gets the limit the daemon was given (select(2) wants < 1024) */
+	if (nofile_start.rlim_cur)
+		setrlimit(RLIMIT_NOFILE, &nofile_start);
 	if (dup2(bodyfd, 0) < 0 || (errw >= 0 && dup2(errw, 2) < 0))
 		_exit(127);
 	if (flags & SPOOL_JOB_PGRP)

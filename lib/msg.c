@@ -83,8 +83,9 @@ spool_msg_free(spool_msg *m)
 	if (!m->done && !m->lost && (!m->q->next_lease || m->n.t < m->q->next_lease))
 		m->q->next_lease = m->n.t;
 	holder_del(m);
-	if (m->fd >= 0)
-		close(m->fd);
+	/* after an ack this may be the file's last descriptor, whose close
+	 * frees its blocks (closer.c): a daemon's closer threads take it */
+	spool_closer_put(&m->fd, 1);
 	if (m->headers)
 		for (char **h = m->headers; *h; h++)
 			free(*h);
@@ -225,6 +226,21 @@ spool_msg_dup_fd(spool_msg *m, struct spool_err *e)
 	if (fd < 0)
 		return spool_fail_errno(e, errno, "dup %s", m->path);
 	return fd;
+}
+
+off_t
+spool_msg_file(spool_msg *m, const char **whole, int *fd, struct spool_err *e)
+{
+	if (msg_open(m, e) != 0)
+		return -1;
+	*fd = m->fd;
+	*whole = m->whole ? m->head : NULL;
+	if (m->whole)
+		return (off_t)m->headlen;
+	struct stat st;
+	if (fstat(m->fd, &st) != 0)
+		return spool_fail_errno(e, errno, "stat %s", m->path);
+	return st.st_size;
 }
 
 int

@@ -342,6 +342,12 @@ int spool_msg_body_fd(spool_msg *m, struct spool_err *e);
  * which frees its blocks (a discard each on ext4 with `discard`), off the
  * thread (mq-bridge's closer).  -1 with e filled. */
 int spool_msg_dup_fd(spool_msg *m, struct spool_err *e);
+/* The whole file, header block and body, for a relay to send as it is: its
+ * size, and in *whole the bytes when the first read held them all (valid
+ * until spool_msg_free), else NULL; *fd is the message's own descriptor to
+ * pread the rest from (not to close).  -1 with errno as msg_open sets it
+ * (ENOENT: the lease was lost; EBADMSG: no end of the header block). */
+off_t spool_msg_file(spool_msg *m, const char **whole, int *fd, struct spool_err *e);
 /* Header lines "Name: value" NULL-terminated (owned by m). */
 char *const *spool_msg_headers(spool_msg *m, struct spool_err *e);
 
@@ -421,6 +427,10 @@ int spool_settle(spool_msg *m, const struct spool_verdict *v, enum spool_outcome
  * process could be made (fork), else left claimed for its lease to expire. */
 #define SPOOL_JOB_PGRP 0x1 /* own process group: spool_job_kill reaches its children */
 spool_job *spool_job_start(spool_msg *m, const char *cmd, int flags, struct spool_err *e);
+/* A daemon's transfers and connections each hold a descriptor: raise the
+ * soft limit towards the hard one (at most 65536); handlers started after
+ * get the limit as it was. */
+void spool_job_raise_nofile(void);
 /* Stop the handler: SIGTERM now (escalate with SIGKILL by calling again).
  * The message is given back uncounted by spool_job_finish(..., -1, ...). */
 int spool_job_kill(spool_job *j, int sig);

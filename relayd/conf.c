@@ -348,7 +348,9 @@ new_consumer(struct parse *p, enum consumer_kind kind, char *v)
 		return spool_fail(p->e, EX_OSERR, "%s:%d: out of memory", p->path, p->line), NULL;
 	c->kind = kind;
 	strcpy(c->queue, q);
-	c->concurrency = kind == CONSUME_EXEC ? 1 : 32; /* a forward: transfers share the peer's group commits */
+	/* a forward: transfers in flight share the peer's group commits, so its
+	 * rate is about concurrency / commit time (bench/RESULTS.md) */
+	c->concurrency = kind == CONSUME_EXEC ? 1 : 128;
 	c->timeout = 60 * 60 * 1000;
 	if (kind == CONSUME_EXEC) {
 		c->cmd = strdup(rest);
@@ -482,8 +484,8 @@ conf_read(const char *path, struct conf *c, struct spool_err *e)
 				goto fail;
 			}
 			lcur->line = p.line;
-			lcur->max_connections = 256;
-			lcur->max_per_address = 64;
+			lcur->max_connections = 1024;
+			lcur->max_per_address = 256; /* twice a forward's default concurrency */
 			lcur->request_timeout = 60 * 1000;
 			*ltail = lcur;
 			ltail = &lcur->next;

@@ -51,6 +51,9 @@ struct fwd {
 	char *token;            /* from token-file, or NULL */
 	char *peer;             /* the URL without credentials, for logs and labels */
 	int fails;              /* consecutive times the peer could not take a message */
+	unsigned epoch;         /* one more at each of them: see xfer.epoch */
+	long credit;            /* acks since the width last grew */
+	long low_width;         /* the lowest width logged */
 	bool paused;            /* 401/403 */
 	char last_error[256];
 	long long by_status[6]; /* answers by class (0: no answer) */
@@ -64,9 +67,10 @@ struct xfer {
 	struct relayd *r;
 	spool_msg *m;
 	CURL *h;
-	int fd;
+	int fd;                 /* the message's own (spool_msg_file): not ours to close */
 	off_t size, off;
-	char *body;             /* the whole file, when it is small (BODY_INLINE) */
+	const char *body;       /* the whole file, when it is small (BODY_INLINE) */
+	char *body_buf;         /* body, when read here rather than lent by the message */
 	struct curl_slist *hdrs;
 	char resp[200];         /* the answer's first line */
 	size_t resplen;
@@ -74,6 +78,8 @@ struct xfer {
 	char errbuf[CURL_ERROR_SIZE];
 	struct loop_timer tick; /* the lease's heartbeat */
 	int sock_err;           /* its socket could not be watched: the tick ends it */
+	unsigned epoch;         /* the forward's at the start: a transfer that was already in
+	                         * flight when the peer last failed does not lengthen the rest */
 };
 
 static struct fwd_multi *multi_get(struct relayd *r);
@@ -187,10 +193,10 @@ read_body(char *buf, size_t size, size_t n, void *arg)
 static int
 read_whole(struct xfer *x)
 {
-	if (!(x->body = malloc(x->size ? (size_t)x->size : 1)))
+	if (!(x->body = x->body_buf = malloc(x->size ? (size_t)x->size : 1)))
 		return -1;
 	for (off_t off = 0; off < x->size;) {
-		ssize_t r = pread(x->fd, x->body + off, (size_t)(x->size - off), off);
+		ssize_t r = pread(x->fd, x->body_buf + off, (size_t)(x->size - off), off);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0) {
@@ -271,9 +277,8 @@ xfer_free(struct xfer *x)
 		curl_easy_cleanup(x->h);
 	}
 	curl_slist_free_all(x->hdrs);
-	free(x->body);
-	spool_closer_put(&x->fd, 1); /* after an ack this frees the file's blocks */
-	spool_msg_free(x->m);
+	free(x->body_buf);
+	spool_msg_free(x->m); /* its descriptor to the closer threads (closer.c) */
 	work_remove(r, &x->w);
 	free(x);
 }
@@ -372,8 +377,36 @@ settle(struct xfer *x, CURLcode res)
 			v.status = st;
 		}
 	}
-	if (peer_down) {
+	if (peer_down && x->epoch == f->epoch && c->running > 1 &&
+	    (res == CURLE_RECV_ERROR || res == CURLE_GOT_NOTHING || res == CURLE_SEND_ERROR)) {
+		/* a connection taken and then closed unanswered, with others in
+		 * flight: most likely turned away by a limit (the peer's
+		 * max-per-address, a proxy's), not a peer gone, whose connects
+		 * fail.  Halve the transfers in flight, AIMD as TCP does, and go
+		 * on at once; they grow back by one for each width's worth of
+		 * acks, up to concurrency.  A peer that resets everything is
+		 * halved down to one transfer, and then rests as below. */
+		f->epoch++;
+		long w = consumer_width(c) / 2;
+		c->width = w < 1 ? 1 : w;
+		f->credit = 0;
+		/* said when it is the lowest yet (a sawtooth about the peer's
+		 * limit would say it every few seconds) */
+		logmsg(f->low_width && c->width >= f->low_width ? LOG_DEBUG : LOG_WARNING,
+		       "forward %s -> %s: %s beside transfers the peer answers: "
+		       "%ld transfers at once from now (of concurrency %ld)", c->queue, f->peer, why,
+		       c->width, c->concurrency);
+		if (!f->low_width || c->width < f->low_width)
+			f->low_width = c->width;
+	} else if (peer_down && x->epoch == f->epoch) {
+		/* one failure per rest: the transfers in flight beside this one
+		 * met the same peer, and failing too they say nothing new (64 of
+		 * them refused at once by a connection limit made a rest of half
+		 * an hour from one of a second).  After it, all of concurrency
+		 * again: a peer that comes back may take more than it did. */
 		f->fails++;
+		f->epoch++;
+		c->width = 0;
 		int64_t rest = jitter(cfg, f->fails, floor);
 		if (spool_now() + rest > c->rest_until)
 			c->rest_until = spool_now() + rest;
@@ -381,6 +414,8 @@ settle(struct xfer *x, CURLcode res)
 			logmsg(LOG_WARNING, "forward %s -> %s: %s: the peer cannot take messages now (%d in a row): "
 			       "retrying in %.1fs, attempts not counted", c->queue, f->peer, why, f->fails,
 			       (double)rest / 1000);
+	} else if (peer_down && spool_now() + floor > c->rest_until) { /* its Retry-After still holds */
+		c->rest_until = spool_now() + floor;
 	}
 	snprintf(f->last_error, sizeof f->last_error, "%.255s", v.what == SPOOL_DO_ACK ? "" : why);
 	enum spool_outcome oc;
@@ -393,6 +428,11 @@ settle(struct xfer *x, CURLcode res)
 				logmsg(LOG_INFO, "forward %s -> %s: the peer takes messages again", c->queue, f->peer);
 			f->fails = 0;
 			f->paused = false;
+			if (c->width && ++f->credit >= c->width) { /* a width's worth taken: one more */
+				f->credit = 0;
+				if (++c->width >= c->concurrency)
+					c->width = 0;
+			}
 			f->forwarded++;
 			r->n.forwarded++;
 			latency(f, id);
@@ -437,9 +477,10 @@ check_done(struct fwd_multi *fm)
 
 /* The message file cannot be opened or read (EIO, EMFILE, a mode that
  * shuts us out): a counted retry after a backoff, towards dead/ past
- * max-attempts.  Left claimed, it would wait for the next rescan. */
+ * max-attempts.  Left claimed, it would wait for the next rescan.  One
+ * whose header block does not end is buried: no peer would take it (400). */
 static void
-unreadable(struct xfer *x, int err)
+unreadable(struct xfer *x, int err, const char *msg)
 {
 	struct consumer *c = x->w.c;
 	struct spool_err e = {0};
@@ -452,6 +493,10 @@ unreadable(struct xfer *x, int err)
 		.delay = jitter(spool_queue_config(x->w.q), (int)spool_msg_attempt(x->m), 0),
 		.status = why,
 	};
+	if (err == EBADMSG) {
+		snprintf(why, sizeof why, "%.299s", msg);
+		v = (struct spool_verdict){.what = SPOOL_DO_BURY, .reason = why, .status = "unsendable"};
+	}
 	if (spool_settle(x->m, &v, &oc, &e) != 0)
 		logmsg(LOG_ERR, "%s: %s: %s", c->queue, spool_msg_id(x->m), e.msg);
 	consumer_poke(x->r, c, c->rest_until);
@@ -464,7 +509,6 @@ forward_start(struct relayd *r, struct consumer *c, spool_msg *m)
 	struct fwd *f = c->fwd;
 	struct spool_err e = {0};
 	struct xfer *x = calloc(1, sizeof *x);
-	struct stat st;
 	char line[600];
 	if (!x || !fm) {
 		free(x);
@@ -475,13 +519,14 @@ forward_start(struct relayd *r, struct consumer *c, spool_msg *m)
 	}
 	x->r = r;
 	x->m = m;
-	x->fd = spool_open_file(AT_FDCWD, spool_msg_path(m), O_RDONLY, 0, &st);
+	x->epoch = f->epoch;
+	/* the file as the claim read it: one open and one read a message,
+	 * shared with the ack (which reads the header block for Order-Key) */
+	x->size = spool_msg_file(m, &x->body, &x->fd, &e);
 	loop_timer_init(&x->tick, on_tick, x);
 	work_add(r, &x->w, c);
-	if (x->fd >= 0)
-		x->size = st.st_size;
-	if (x->fd < 0 || (x->size <= BODY_INLINE && read_whole(x) != 0)) {
-		unreadable(x, errno);
+	if (x->size < 0 || (!x->body && x->size <= BODY_INLINE && read_whole(x) != 0)) {
+		unreadable(x, errno, e.msg);
 		xfer_free(x);
 		return;
 	}
@@ -700,9 +745,9 @@ forward_state_json(const struct consumer *c)
 {
 	const struct fwd *f = c->fwd;
 	const char *state = f->paused ? "paused" : f->fails ? "retrying" : c->running ? "sending" : "idle";
-	return json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:s?, s:I, s:I, s:I}", "queue", c->queue, "peer",
+	return json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:s?, s:I, s:I, s:I}", "queue", c->queue, "peer",
 	                 f->peer, "to", c->to, "state", state, "in_flight", (json_int_t)c->running,
-	                 "failures_in_a_row", (json_int_t)f->fails, "last_error",
+	                 "failures_in_a_row", (json_int_t)f->fails, "width", (json_int_t)consumer_width(c), "last_error",
 	                 f->last_error[0] ? f->last_error : NULL, "forwarded", (json_int_t)f->forwarded,
 	                 "retried", (json_int_t)f->retried, "dead_lettered", (json_int_t)f->dead);
 }

@@ -335,6 +335,7 @@ main(int argc, char **argv)
 		cli_die(EX_OSERR, "set up the event loop: %s", strerror(errno));
 	queues_init(r);
 	spool_closer_start();
+	spool_job_raise_nofile();
 	if (consumers_init(r, &r->conf, &e) != 0 || receive_start(r, &e) != 0 || web_start(r, &e) != 0)
 		cli_fail(&e);
 	for (struct consumer *k = r->conf.consumers; k; k = k->next)

@@ -205,7 +205,7 @@ dispatch(struct relayd *r, struct consumer *c, int64_t now)
 	c->paused = paused;
 	if (paused)
 		return;
-	while (c->running < c->concurrency && now >= c->rest_until) {
+	while (c->running < consumer_width(c) && now >= c->rest_until) {
 		spool_msg *m;
 		int64_t due;
 		int rc = spool_claim(c->q, &m, &due, &e);
@@ -262,7 +262,7 @@ queues_pass(struct relayd *r)
 		dispatch(r, c, now);
 		/* the next time that time alone brings this consumer something */
 		int64_t t = 0;
-		if (c->q && c->running < c->concurrency && !r->stopping && now >= c->rest_until)
+		if (c->q && c->running < consumer_width(c) && !r->stopping && now >= c->rest_until)
 			earlier(&t, c->next_due);
 		earlier(&t, c->rest_until > now ? c->rest_until : 0);
 		if (!c->q && !c->rest_until)

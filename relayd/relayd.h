@@ -40,6 +40,8 @@ struct consumer {
 	/* while it runs */
 	spool_queue *q;        /* NULL while the queue is missing */
 	long running;
+	long width;            /* a forward's concurrency now (0: all of it): less while
+	                        * its peer turns connections away (forward.c) */
 	int64_t next_due;      /* earliest future message seen, 0 = none */
 	int64_t rest_until;    /* after an error, or while the queue is missing */
 	bool retired;          /* removed by a reload: finish what runs, claim nothing */
@@ -49,6 +51,13 @@ struct consumer {
 	struct loop_timer wake;
 	struct consumer *next;
 };
+
+/* How many handlers or transfers the consumer may have running now. */
+static inline long
+consumer_width(const struct consumer *c)
+{
+	return c->width > 0 && c->width < c->concurrency ? c->width : c->concurrency;
+}
 
 struct listener {
 	char *addr;            /* "ADDR:PORT" as written */

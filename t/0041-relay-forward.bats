@@ -386,6 +386,28 @@ FWD_OPTS=("	backoff 100ms..1s")
 	! nlog_has A 'dead letter'
 }
 
+@test "relay: a forward wider than B's max-per-address halves its transfers instead of resting: 300 arrive once, quickly, uncounted" {
+	local pa pb
+	pick_port pa
+	pick_port pb
+	node_conf B "listen 127.0.0.1:$pb" "	max-per-address 4"
+	node_start B
+	# the default backoff (10s..1h): a rest for each refused connection, as
+	# before, would take minutes over 300 messages (or an hour, counted per
+	# transfer); halving instead takes a second or two
+	node_conf A "listen 127.0.0.1:$pa" "forward q http://127.0.0.1:$pb" "	concurrency 32"
+	node_start A
+	seq 300 | on A mq-send -l -i q >"$T/ids"
+	wait_for 20 on B count_is 300 q new
+	wait_for 10 on A queue_empty q
+	received_once B q "$T/ids"
+	on A count_is 0 q dead
+	nlog_has A 'beside transfers the peer answers: [0-9]+ transfers at once from now \(of concurrency 32\)'
+	! nlog_has A 'cannot take messages now'
+	fwd_ge "$pa" q forwarded 300
+	[ "$(fwd "$pa" q width)" -le 32 ]
+}
+
 # ---- 8. a loop ----
 
 @test "relay: a loop A -> B -> A ends in a dead letter mentioning 508/loop, not in endless delivery" {
