@@ -167,7 +167,7 @@ check: deps
 	    $(MAKE) fuzz-corpus CFLAGS='-O1 -g -Werror -fno-omit-frame-pointer' \
 	    SAN='-fsanitize=address,undefined -fno-sanitize-recover=all'
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-	    TEST_LABEL=sanitizers TEST_SUMMARY=.check-summary t/run
+	    TEST_LABEL=sanitizers TEST_SUMMARY=.check-summary SPOOLMQ_SANITIZERS=1 t/run
 	$(MAKE) -s clean
 	$(MAKE) -s all
 	@cat .check-summary
