@@ -97,7 +97,7 @@ MAN1     := $(wildcard man/*.1)
 MAN5     := $(wildcard man/*.5)
 MAN7     := $(wildcard man/*.7)
 MAN8     := $(wildcard man/*.8)
-UNITS    := mq-relayd.service mq-recv@.service
+UNITS    := mq-relayd.service mq-recv@.service $(if $(filter bin/mq-bridge,$(CMDS)),mq-bridge@.service)
 
 all: lib-check $(CMDS) $(NATS_TOOLS)
 

@@ -106,6 +106,15 @@ COMMANDS="mq-send mq-recv mq-ack mq-nack mq-peek mq-replay mq-rm mq-pause mq-sta
 	done
 	grep -qx 'ExecStart=/opt/mq/sbin/mq-relayd -c /etc/mq/relayd.conf' "$units/mq-relayd.service"
 	grep -q '^ExecStart=/opt/mq/bin/mq-recv ' "$units/mq-recv@.service"
+	# the bridge's, when it is built (libnats-dev)
+	if [ -x "$TOP/bin/mq-bridge" ]; then
+		u=mq-bridge@.service
+		! grep -n '@[A-Z]*@\|/usr/local' "$units/$u"
+		grep -qx 'User=spoolmq' "$units/$u"
+		grep -qx 'NoNewPrivileges=yes' "$units/$u"
+		grep -qx 'ReadWritePaths=/var/spool/mq' "$units/$u"
+		grep -qx 'ExecStart=/opt/mq/bin/mq-bridge $MQ_BRIDGE_ARGS' "$units/$u"
+	fi
 	grep -q '^u spoolmq ' "$root/opt/mq/lib/sysusers.d/spoolmq.conf"
 	grep -q '^d /var/spool/mq .* spoolmq spoolmq' "$root/opt/mq/lib/tmpfiles.d/spoolmq.conf"
 	# bash-completion loads a completion by the command's name
@@ -124,6 +133,11 @@ COMMANDS="mq-send mq-recv mq-ack mq-nack mq-peek mq-replay mq-rm mq-pause mq-sta
 	run -0 make -s -C "$TOP" install PREFIX="$prefix"
 	cd "$prefix/lib/systemd/system"
 	cp mq-recv@.service mq-recv@thumbs.service
-	MANPATH="$prefix/share/man" run -0 systemd-analyze verify ./mq-relayd.service ./mq-recv@thumbs.service
+	local more=()
+	if [ -f mq-bridge@.service ]; then
+		cp mq-bridge@.service mq-bridge@logs.service
+		more=(./mq-bridge@logs.service)
+	fi
+	MANPATH="$prefix/share/man" run -0 systemd-analyze verify ./mq-relayd.service ./mq-recv@thumbs.service "${more[@]}"
 	[ -z "$output" ]
 }

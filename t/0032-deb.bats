@@ -57,6 +57,10 @@ deb_file() { ls "$TOP"/spoolmq_*.deb; }
 		./usr/share/doc/spoolmq/examples/demo; do
 		grep -q " $f\( -> .*\)\?$" <<<"$output" || { echo "missing: $f"; false; }
 	done
+	# mq-bridge (built when libnats-dev is there) comes with its unit
+	if grep -q ' ./usr/bin/mq-bridge$' <<<"$output"; then
+		grep -q ' ./lib/systemd/system/mq-bridge@.service$' <<<"$output"
+	fi
 	# no man page left ungzipped, nothing owned by the builder
 	! grep -E '\.[1578]$' <<<"$output"
 	! grep -v ' root/root ' <<<"$output"
