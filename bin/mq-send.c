@@ -53,6 +53,77 @@ fail(const struct spool_err *e)
 	cli_fail(e);
 }
 
+/*
+ * Line mode on a full disk.  A write, sync or rename that fails for want of
+ * space leaves the batch's files in an unknown state (a failed fsync may
+ * not be tried again), so they are dropped; the lines themselves are held
+ * here from their read until their commit, and written again, as new files,
+ * once the disk has room.  The pipe waits meanwhile, as for max-length.
+ */
+static struct {
+	char *p;
+	size_t len, cap;
+	size_t lines;
+} held;
+
+static void
+hold(const char *p, size_t n, int ends_line)
+{
+	if (held.len + n > held.cap) {
+		size_t cap = held.cap ? held.cap : 65536;
+		while (cap < held.len + n)
+			cap *= 2;
+		char *q = realloc(held.p, cap);
+		if (!q) {
+			spool_batch_free(batch);
+			cli_die(EX_OSERR, "out of memory holding a batch of lines");
+		}
+		held.p = q, held.cap = cap;
+	}
+	memcpy(held.p + held.len, p, n);
+	held.len += n;
+	held.lines += ends_line != 0;
+}
+
+/* The held lines into the (empty) batch again; the last one stays open
+ * when it has no newline yet, as lines() left it. */
+static int
+rewrite(spool_batch *b, struct spool_err *e)
+{
+	for (size_t off = 0; off < held.len;) {
+		char *nl = memchr(held.p + off, '\n', held.len - off);
+		size_t end = nl ? (size_t)(nl - held.p) + 1 : held.len;
+		if (spool_batch_begin(b, e) != 0 || spool_batch_write(b, held.p + off, end - off, e) != 0 ||
+		    (nl && spool_batch_end(b, e) != 0))
+			return -1;
+		off = end;
+	}
+	return 0;
+}
+
+/* A step of line mode failed with e: wait out a full disk and write the
+ * held lines again, or fail as before (another error, a publish, or a
+ * commit some of whose messages a consumer already took). */
+static void
+ride_out(spool_batch *b, struct spool_err *e)
+{
+	static int said;
+	for (int tries = 0;; tries++) {
+		if (e->code != EX_TEMPFAIL || topic || spool_batch_gone(b) > 0)
+			fail(e);
+		struct spool_err why = *e;
+		spool_batch_drop(b);
+		if (!said++)
+			cli_warn("%s: waiting for room on the disk (%zu lines held)", why.msg, held.lines);
+		int full = spool_batch_wait_disk(b, held.len, held.lines + 1, e);
+		if (full < 0 || (full == 0 && tries > 0)) /* room, and it fails again: not the disk */
+			fail(full < 0 ? e : &why);
+		*e = (struct spool_err){0};
+		if (rewrite(b, e) == 0)
+			return;
+	}
+}
+
 /* --topic: the batch goes to every subscriber of name. */
 static spool_batch *
 publish(spool **sp, const char *dir, const char *name, const struct spool_send_opts *o)
@@ -82,16 +153,21 @@ commit(spool_batch *b, const char *key, int strict, int wait)
 	struct spool_err e = {0};
 	const char *dup = NULL;
 	long n;
-	/* refused by the limits, the batch is kept (pending): anything else dropped it */
-	while ((n = spool_batch_commit(b, &dup, &e)) < 0 && wait && e.code == EX_TEMPFAIL &&
-	       spool_batch_pending(b) > 0) {
-		if (!said++)
-			cli_warn("%s: waiting for room", e.msg);
-		if (spool_batch_wait_room(b, &e) != 0)
-			fail(&e);
+	/* refused by the limits, the batch is kept (pending): anything else
+	 * dropped it, and line mode writes its held lines again (a full disk) */
+	while ((n = spool_batch_commit(b, &dup, &e)) < 0 && wait) {
+		if (e.code == EX_TEMPFAIL && spool_batch_pending(b) > 0) {
+			if (!said++)
+				cli_warn("%s: waiting for room", e.msg);
+			if (spool_batch_wait_room(b, &e) != 0)
+				fail(&e);
+		} else {
+			ride_out(b, &e);
+		}
 	}
 	if (n < 0)
 		fail(&e);
+	held.len = held.lines = 0; /* committed: nothing to write again */
 	if (dup) {
 		/* the caller takes the printed id for the message: it must get it */
 		if (print_ids && (printf("%s\n", dup) < 0 || fflush(stdout) != 0))
@@ -170,16 +246,21 @@ lines(spool_batch *b, int fd)
 		for (char *p = buf, *end = buf + r; p < end;) {
 			char *nl = memchr(p, '\n', (size_t)(end - p));
 			char *stop = nl ? nl + 1 : end;
-			if (!open_msg && spool_batch_begin(b, &e) != 0)
-				fail(&e);
+			/* on a full disk, ride_out writes every held line again,
+			 * this one included: ended if it has its newline, else open */
+			hold(p, (size_t)(stop - p), nl != NULL);
+			int redone = 0;
+			if ((!open_msg && spool_batch_begin(b, &e) != 0) ||
+			    spool_batch_write(b, p, (size_t)(stop - p), &e) != 0) {
+				ride_out(b, &e);
+				redone = 1;
+			}
 			open_msg = 1;
-			if (spool_batch_write(b, p, (size_t)(stop - p), &e) != 0)
-				fail(&e);
 			p = stop;
 			if (!nl)
 				break;
-			if (spool_batch_end(b, &e) != 0)
-				fail(&e);
+			if (!redone && spool_batch_end(b, &e) != 0)
+				ride_out(b, &e);
 			open_msg = 0;
 			if (!first)
 				first = spool_now();
@@ -194,8 +275,8 @@ lines(spool_batch *b, int fd)
 			first = 0;
 		}
 	}
-	if (open_msg && spool_batch_end(b, &e) != 0) /* a last line without newline */
-		fail(&e);
+	while (open_msg && spool_batch_end(b, &e) != 0) /* a last line without newline */
+		ride_out(b, &e);                            /* which leaves it open again */
 	commit(b, NULL, 0, 1);
 }
 

@@ -35,6 +35,7 @@ struct spool_batch {
 	struct pending *v;
 	size_t n, cap;   /* ended, not yet committed */
 	size_t committed;  /* how many of v[] the last commit published */
+	size_t gone;       /* of a failed commit: delivered before they could be taken back */
 	spool_topic *topic; /* mq-send --topic: committed by topic.c */
 	char kenc[NAME_MAX + 1]; /* --key, encoded, for a commit that is due now; "" else */
 	bool use_syncfs;   /* more than KEEP_FDS pending: one syncfs instead */
@@ -528,6 +529,7 @@ spool_batch_commit(spool_batch *b, const char **dup_of, struct spool_err *e)
 	size_t done = 0;
 
 	b->committed = 0;
+	b->gone = 0;
 	if (dup_of)
 		*dup_of = NULL;
 	if (b->n == 0)
@@ -628,6 +630,7 @@ out:
 			                 renameat(q->newfd, b->v[i].name, q->tmpfd, b->v[i].name) != 0)
 				gone++; /* a consumer was faster: it is delivered */
 		}
+		b->gone = gone;
 		if (gone && e) {
 			size_t n = strlen(e->msg);
 			snprintf(e->msg + n, sizeof e->msg - n,
@@ -661,6 +664,40 @@ spool_batch_id(const spool_batch *b, size_t i)
 	memcpy(id, b->v[i].name + TIME_DIGITS + 1, ULID_LEN);
 	id[ULID_LEN] = '\0';
 	return id;
+}
+
+size_t
+spool_batch_gone(const spool_batch *b)
+{
+	return b->gone;
+}
+
+void
+spool_batch_drop(spool_batch *b)
+{
+	drop_current(b);
+	discard(b);
+}
+
+#define DISK_SLACK (64 << 10) /* bytes beyond what is to be written: names, directory blocks */
+
+int
+spool_batch_wait_disk(spool_batch *b, size_t bytes, size_t files, struct spool_err *e)
+{
+	spool_queue *q = b->q;
+	/* a file costs a block or so besides its bytes */
+	int64_t need = (int64_t)bytes + (int64_t)files * 4096 + DISK_SLACK;
+	if (need < q->cfg.min_free)
+		need = q->cfg.min_free;
+	for (int looks = 0;; looks++) {
+		struct statvfs vfs;
+		if (fstatvfs(q->newfd, &vfs) != 0)
+			return spool_fail_errno(e, errno, "statvfs %s", q->path);
+		if ((int64_t)vfs.f_bavail * (int64_t)vfs.f_frsize >= need &&
+		    (vfs.f_files == 0 || vfs.f_favail > files + 16))
+			return looks > 0;
+		room_wait(-1, ROOM_RECHECK);
+	}
 }
 
 void

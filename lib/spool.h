@@ -157,6 +157,17 @@ long spool_batch_commit(spool_batch *b, const char **dup_of, struct spool_err *e
  * every 2 s): 0, or -1 (another error, or a batch larger than max-length).
  * The commit may still be refused (another producer was faster): wait again. */
 int spool_batch_wait_room(spool_batch *b, struct spool_err *e);
+/* Drop what the batch holds, ended and open, uncommitted (its tmp/ files). */
+void spool_batch_drop(spool_batch *b);
+/* How many messages of the last failed commit a consumer had taken before
+ * it could take them back (they stand delivered; the rest did not go). */
+size_t spool_batch_gone(const spool_batch *b);
+/* A full file system (ENOSPC, EDQUOT) under the batch's queue: wait, however
+ * long (a look every 2 s; space has no event), until it has room for bytes
+ * in files, with a margin, and over the queue's min-free.  1: it was full
+ * and now has room; 0: it had room at the first look (the failure was not
+ * a full disk); -1 with e (statvfs failed). */
+int spool_batch_wait_disk(spool_batch *b, size_t bytes, size_t files, struct spool_err *e);
 /* Id of the i-th message of the last commit. */
 const char *spool_batch_id(const spool_batch *b, size_t i);
 /* Unlinks what was not committed. */

@@ -78,6 +78,39 @@ alive() { ! pid_gone "$1"; }
 	[ "$(count q tmp)" -eq 0 ]
 }
 
+# ---- mq-send -l rides out a full disk ----
+
+@test "send -l: a full disk (ENOSPC) is waited out, the pipe unbroken: every line sent once when space returns" {
+	small_disk
+	export MQ_SPOOL="$SMALL/spool"
+	echo first | mq-send q # the queue's directories exist: only the messages need room
+	mq-recv q >/dev/null
+	dd if=/dev/zero of="$SMALL/fill" bs=4096 2>/dev/null || true # to the last page
+	mkfifo "$BATS_TEST_TMPDIR/in"
+	exec 4<>"$BATS_TEST_TMPDIR/in" # the pipe's writer, open first (no blocking open)
+	spawn mq-send -l q <"$BATS_TEST_TMPDIR/in" 2>"$BATS_TEST_TMPDIR/err" 4>&- # EOF once 4 closes
+	local pid=$BG_PID
+	seq 1 40 >&4
+	wait_for 10 grep -q 'No space left on device: waiting for room on the disk' "$BATS_TEST_TMPDIR/err"
+	# it waits: nothing sent, nothing half-written left in tmp/, the pipe open
+	! pid_gone "$pid"
+	[ "$(count q new)" -eq 0 ]
+	[ "$(count q tmp)" -eq 0 ]
+	seq 41 60 >&4 # the writer is not refused either: the pipe has room
+	rm "$SMALL/fill"
+	wait_for 10 count_is 60 q new
+	seq 61 80 >&4
+	exec 4>&-
+	wait_for 10 pid_gone "$pid"
+	wait "$pid" # exit 0
+	[ "$(count q new)" -eq 80 ]
+	[ "$(count q tmp)" -eq 0 ]
+	local f
+	for f in "$MQ_SPOOL"/q/new/*; do sed '1,/^$/d' "$f"; done | sort -n >"$BATS_TEST_TMPDIR/got"
+	diff <(seq 1 80) "$BATS_TEST_TMPDIR/got" # each line once
+	[ "$(grep -c 'waiting for room' "$BATS_TEST_TMPDIR/err")" -eq 1 ]
+}
+
 # ---- bug 4: mq-recv -f rides out a full disk ----
 
 @test "mq-recv -f: a burial refused by a full disk is tried again, and the consumer goes on" {
