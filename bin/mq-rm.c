@@ -18,7 +18,7 @@ static const char usage[] =
 	"  -d dir     the spool (default $MQ_SPOOL, else /var/spool/mq)\n"
 	"  -f         also delete claimed messages\n"
 	"  -n         print what would be deleted, delete nothing\n"
-	"  -s state   ready, delayed, dead, done (claimed: with -f); may repeat\n"
+	"  -s state   ready, delayed, waiting, dead, done (claimed: with -f); may repeat\n"
 	"  --all      every message in the states given\n";
 
 struct sel {
@@ -76,11 +76,11 @@ state_bit(const char *arg)
 		const char *name;
 		enum spool_state st;
 	} v[] = {{"ready", SPOOL_READY}, {"delayed", SPOOL_DELAYED}, {"dead", SPOOL_DEAD},
-	         {"done", SPOOL_DONE}, {"claimed", SPOOL_CLAIMED}};
+	         {"done", SPOOL_DONE}, {"claimed", SPOOL_CLAIMED}, {"waiting", SPOOL_WAITING}};
 	for (size_t i = 0; i < sizeof v / sizeof *v; i++)
 		if (strcmp(arg, v[i].name) == 0)
 			return 1u << v[i].st;
-	cli_die(EX_USAGE, "-s: bad state '%s' (want ready, delayed, dead, done or claimed)",
+	cli_die(EX_USAGE, "-s: bad state '%s' (want ready, delayed, waiting, dead, done or claimed)",
 	        spool_printable(arg));
 }
 

@@ -235,7 +235,7 @@ assert k["oldest_held"] == "a" and k["oldest_held_age"] >= 0, k'
 	sleep 1.1
 	# due while b 1 is held: it joins the key behind it
 	run -1 mq-recv -n 0 q
-	run -0 mq-peek -s waiting q
+	run -1 mq-peek -s waiting q # nothing waits: exit 1, as for an empty queue
 	[[ $output == *"b soon key=b"* ]]
 	mq-ack q "$p"
 	run -0 mq-recv -n 0 q
@@ -283,6 +283,25 @@ assert [m["state"] for m in v] == ["ready", "ready", "waiting"], v'
 	run -0 mq-recv -n 0 q
 	[ "$output" = "a 2" ]
 	[ ! -d "$MQ_SPOOL/q/keys/a" ]
+}
+
+@test "mq-rm -s waiting --all deletes what waits behind each key, not the heads" {
+	printf 'a 1\n' | mq-send --key a q
+	printf 'a 2\n' | mq-send --key a q
+	printf 'a 3\n' | mq-send --key a q
+	printf 'b 1\n' | mq-send --key b q
+	printf 'free\n' | mq-send q
+	run -0 mq-rm -n -s waiting --all q
+	[ "${#lines[@]}" -eq 2 ]
+	[ "$(ls "$MQ_SPOOL/q/keys/a" | wc -l)" -eq 3 ] # -n: nothing deleted
+	mq-rm -s waiting --all q
+	[ "$(ls "$MQ_SPOOL/q/keys/a" | wc -l)" -eq 1 ] # the head's own name only
+	run -1 mq-peek -s waiting q # nothing waits: exit 1, as for an empty queue
+	[ -z "$output" ]
+	run -0 mq-recv -n 0 q
+	[ "$(sort <<<"$output")" = "$(printf 'a 1\nb 1\nfree')" ]
+	[ ! -d "$MQ_SPOOL/q/keys/a" ]
+	[ ! -d "$MQ_SPOOL/q/keys/b" ]
 }
 
 @test "mq-send --topic --key: each subscriber's copy is keyed" {

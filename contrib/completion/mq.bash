@@ -172,7 +172,7 @@ _mq_value() {
 	-x)
 		_mq_compgen command ;;
 	-s)
-		_mq_add ready delayed claimed dead 'done' ;;
+		_mq_add ready delayed waiting claimed dead 'done' ;;
 	--from)
 		_mq_add dead 'done' ;;
 	--to)
