@@ -43,6 +43,8 @@ struct spool_import {
 	bool ended, tmp_left;  /* ended: whole and checked; tmp_left: tmp/ file exists */
 	char digest[128];      /* stored in the marker */
 	char hopline[600];     /* the Hop lines and the blank line, written after the head */
+	char kenc[NAME_MAX + 1]; /* its Order-Key, encoded: it goes in line behind its key
+	                          * (spool-layout.md 16), as mq-send --key puts it; "" none */
 	uint64_t commits;      /* q->commits when it began: a later commit may hold its id */
 	int result;            /* after commit: 1 stored, 0 already held, -1 failed */
 	struct spool_err err;
@@ -276,6 +278,8 @@ spool_import_write(spool_import *im, const void *buf, size_t n, struct spool_err
 		size_t blen = (size_t)(end - im->head);
 		if (head_done(im, blen, e) != 0)
 			return -1;
+		if (!key_of_head(im->head, blen, im->kenc, sizeof im->kenc))
+			im->kenc[0] = '\0';
 		/* what came after the blank line is body */
 		size_t rest_in_head = im->headlen - blen;
 		size_t used = take - rest_in_head; /* bytes of buf that were header */
@@ -387,6 +391,11 @@ withdraw_queue(spool_import *const *v, size_t n, spool_queue *q, int err)
 		name_format(to, sizeof to, &v[i]->n);
 		if (unlinkat(q->newfd, to, 0) != 0 && errno != ENOENT)
 			q->marks_missing = true;
+		if (v[i]->kenc[0]) { /* and from its key's line (the repair hands the key on) */
+			char kp[NAME_MAX + NAME_LEN + 2];
+			snprintf(kp, sizeof kp, "%s/%s", v[i]->kenc, to);
+			unlinkat(key_dirfd(q), kp, 0);
+		}
 		failed(v[i], err, "fsync new/ of");
 	}
 }
@@ -470,6 +479,15 @@ spool_import_publish(spool_import *const *v, size_t n)
 		}
 		char to[NAME_LEN];
 		name_format(to, sizeof to, &im->n);
+		if (im->kenc[0]) { /* in line behind its key; the head of a free key into new/ */
+			struct spool_err ke = {0};
+			if (key_publish(im->q, im->q->tmpfd, im->tmpname, to, im->kenc, false, &ke) < 0) {
+				im->result = -1, im->err = ke;
+				continue;
+			}
+			im->tmp_left = false;
+			continue;
+		}
 		if (renameat2(im->q->tmpfd, im->tmpname, im->q->newfd, to, RENAME_NOREPLACE) != 0) {
 			if (errno != EINVAL && errno != ENOSYS) {
 				failed(im, errno, "rename into new/");

@@ -408,6 +408,30 @@ FWD_OPTS=("	backoff 100ms..1s")
 	[ "$(fwd "$pa" q width)" -le 32 ]
 }
 
+@test "relay: messages with an ordering key stay in line behind their key on B (one head in new/, the rest in keys/)" {
+	local pb
+	pick_port pb
+	node_conf B "listen 127.0.0.1:$pb"
+	node_start B
+	node_conf A "forward q http://127.0.0.1:$pb" "${FWD_OPTS[@]}"
+	node_start A
+	local i
+	for i in 1 2 3; do echo "a $i" | on A mq-send --key a q; done
+	echo free | on A mq-send q
+	wait_for 20 on A queue_empty q
+	# A forwards a key's messages one at a time (only its head is in new/);
+	# B keeps them in that line: a consumer there gets a 2 only after a 1
+	on B count_is 2 q new # a's head, and the unkeyed one
+	[ "$(ls "$T/B/spool/q/keys/a" | wc -l)" -eq 3 ]
+	run -0 on B mq-peek -s waiting q
+	[ "${#lines[@]}" -eq 2 ]
+	local p
+	p=$(on B mq-recv -c q | head -n 1) # holds key a (mq-recv -c prints the id first)
+	run -0 on B mq-recv -n 0 q
+	[ "$output" = free ]
+	! nlog_has A 'dead letter'
+}
+
 # ---- 8. a loop ----
 
 @test "relay: a loop A -> B -> A ends in a dead letter mentioning 508/loop, not in endless delivery" {
