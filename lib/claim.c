@@ -89,7 +89,7 @@ bury_from(spool_queue *q, int fromfd, const char *from, const struct spool_name 
 static void
 hint_write(spool_queue *q, int64_t now)
 {
-	struct spool_list *l = &q->ready;
+	struct name_list *l = &q->ready;
 	if (l->n - l->pos < HINT_MIN) {
 		/* only when one was seen: no syscall per claim on a small queue */
 		if (q->hint_seen)
@@ -148,7 +148,7 @@ spool_queue_arrived(spool_queue *q, const char *name)
 int
 spool_claim(spool_queue *q, spool_msg **out, int64_t *next_due, struct spool_err *e)
 {
-	struct spool_list *l = &q->ready;
+	struct name_list *l = &q->ready;
 	struct spool_name n;
 	bool rescanned = false;
 
@@ -267,7 +267,7 @@ repair_failed(struct spool_repair *r, int err)
 static int
 repair_leases(spool_queue *q, int64_t now, struct spool_repair *r, struct spool_err *e)
 {
-	struct spool_list l = {0};
+	struct name_list l = {0};
 	struct spool_name n;
 	int rc = 0;
 
@@ -297,7 +297,7 @@ repair_leases(spool_queue *q, int64_t now, struct spool_repair *r, struct spool_
 static int
 repair_expired(spool_queue *q, int64_t now, struct spool_repair *r, struct spool_err *e)
 {
-	struct spool_list l = {0};
+	struct name_list l = {0};
 	struct spool_name n;
 	int rc = 0;
 	if (list_scan(&l, q->newfd, e) != 0)
@@ -318,7 +318,7 @@ repair_expired(spool_queue *q, int64_t now, struct spool_repair *r, struct spool
 static long
 sweep_old(int dirfd, int64_t now, int64_t age, struct spool_repair *r)
 {
-	struct spool_list l = {0};
+	struct name_list l = {0};
 	long n = 0;
 	if (list_scan(&l, dirfd, NULL) != 0)
 		return 0;
@@ -340,7 +340,7 @@ sweep_old(int dirfd, int64_t now, int64_t age, struct spool_repair *r)
 static long
 sweep_done(spool_queue *q, const char *sub, int64_t keep, int64_t now, struct spool_repair *r)
 {
-	struct spool_list l = {0};
+	struct name_list l = {0};
 	struct spool_name n;
 	long k = 0;
 	int fd = openat(q->fd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -477,7 +477,7 @@ spool_msg_find(spool_queue *q, const char *arg, struct spool_err *e)
 	if (strlen(arg) != ULID_LEN || !ulid_ok(arg))
 		return spool_fail(e, EX_USAGE, "'%.60s': not a message id or path", arg), NULL;
 	/* an id: whichever claim of it is in cur/ now */
-	struct spool_list l = {0};
+	struct name_list l = {0};
 	if (list_scan(&l, q->curfd, e) != 0)
 		return NULL;
 	spool_msg *m = NULL;

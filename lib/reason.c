@@ -216,7 +216,7 @@ cmp_id(const void *a, const void *b)
 static long
 scan_ids(int dirfd, char (**ids)[ULID_LEN], size_t *cap, size_t n0)
 {
-	struct spool_list l = {0};
+	struct name_list l = {0};
 	struct spool_name nm;
 	size_t n = n0;
 	if (list_scan(&l, dirfd, NULL) != 0)
@@ -249,7 +249,7 @@ reason_sweep(spool_queue *q, int64_t now)
 	int fd = openat(q->fd, "reasons", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return 0;
-	struct spool_list l = {0};
+	struct name_list l = {0};
 	char(*ids)[ULID_LEN] = NULL;
 	size_t cap = 0;
 	long k = 0, n;

@@ -27,7 +27,7 @@ struct spool_name {
 };
 
 /* Names of one directory, with a cursor: the consumer's view of new/. */
-struct spool_list {
+struct name_list {
 	char **v;      /* names; each malloc'd in one arena block */
 	size_t n, cap;
 	size_t pos;    /* first name not yet tried */
@@ -50,7 +50,7 @@ struct spool_queue {
 	int fd, tmpfd, newfd, curfd; /* the queue and its subdirectories */
 	int deadfd, donefd;    /* opened on first use, -1 before */
 	struct spool_config cfg;
-	struct spool_list ready;
+	struct name_list ready;
 	bool repaired;         /* spool_repair has run in this process */
 	bool look;             /* opened with SPOOL_LOOK: a missing new/, cur/ is -1 */
 	char *spare;           /* a first-block buffer to reuse (HEAD_FIRST bytes) */
@@ -135,13 +135,13 @@ int strv_cmp(const void *a, const void *b);
 int config_load(spool_queue *q, struct spool_err *e);
 
 /* list.c */
-int list_scan(struct spool_list *l, int dirfd, struct spool_err *e);
-const char *list_peek(struct spool_list *l);
-void list_next(struct spool_list *l);
-void list_insert(struct spool_list *l, const char *name);
-void list_clear(struct spool_list *l);
-size_t list_smallest(struct spool_list *l, char **out, size_t k);
-int list_load(struct spool_list *l, const char *buf, size_t len);
+int list_scan(struct name_list *l, int dirfd, struct spool_err *e);
+const char *list_peek(struct name_list *l);
+void list_next(struct name_list *l);
+void list_insert(struct name_list *l, const char *name);
+void list_clear(struct name_list *l);
+size_t list_smallest(struct name_list *l, char **out, size_t k);
+int list_load(struct name_list *l, const char *buf, size_t len);
 
 /* send.c */
 int64_t queue_ready(spool_queue *q, struct spool_err *e);
@@ -203,7 +203,7 @@ void holder_note(spool_msg *m);
 void holder_del(spool_msg *m);
 void holder_close(spool_queue *q);
 void holder_flush(spool_queue *q);
-int holders_reap(spool_queue *q, struct spool_list *cur, int64_t now,
+int holders_reap(spool_queue *q, struct name_list *cur, int64_t now,
                  struct spool_repair *r, struct spool_err *e);
 
 /* key.c (spool-layout.md 16) */
