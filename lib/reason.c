@@ -3,7 +3,7 @@
  * reason.c: why the last delivery of a message failed (spool-layout.md 6.13).
  * A message waiting for a retry keeps it beside itself, in QUEUE/reasons/ID
  * (messages are never modified in place); a dead letter gets the same as its
- * Dead-* headers (claim.c).  The handler's stderr tail comes from job.c,
+ * Dead-* headers (bury.c).  The handler's stderr tail comes from job.c,
  * escaped here into lines that are valid header values.
  */
 #include <dirent.h>

@@ -163,15 +163,29 @@ long topic_commit(spool_batch *b, const char **dup_of, struct spool_err *e);
 
 /* spool.c */
 int queue_lock(spool_queue *q, struct spool_err *e);
-
-/* claim.c */
 int subdir_fd(spool_queue *q, const char *which, struct spool_err *e);
+
+/* msg.c */
 spool_msg *msg_new(spool_queue *q, const struct spool_name *n, struct spool_err *e);
 int msg_open(spool_msg *m, struct spool_err *e);
 int msg_renamed(spool_msg *m, const struct spool_name *n);
 void msg_drop_head(spool_msg *m);
 const char *body_start(const char *buf, size_t len);
+
+/* claim.c */
+/* n (in new/ or cur/ of q) is past its expiry or the queue's retention. */
+bool name_expired(const spool_queue *q, const struct spool_name *n, int64_t now);
+int move_to_cur(spool_queue *q, int fromfd, const char *from, const struct spool_name *n,
+                spool_msg **out, struct spool_err *e);
+
+/* settle.c */
 int64_t backoff_delay(const struct spool_config *c, unsigned attempt);
+
+/* bury.c */
+int bury_from(spool_queue *q, int fromfd, const char *from, const struct spool_name *n,
+              const char *reason, const char *status, struct spool_err *e);
+
+/* repair.c */
 int take_back(spool_queue *q, const char *name, const struct spool_name *n, int64_t due,
               const char *status, struct spool_err *e);
 
