@@ -54,7 +54,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    c->keep_acked < 0 || c->max_length < 0 || c->min_free < 0 || c->dedup_window < 0 ||
 	    c->max_size < 0 || c->tmp_grace < 0)
 		abort(); /* accepted, but out of range */
-	/* what a nack or a lease taken back computes from it (claim.c) */
+	/* what a nack or a lease taken back computes from it (settle.c) */
 	for (unsigned a = 1; a <= 70; a++)
 		if (backoff_delay(c, a) < 0)
 			abort();

@@ -38,7 +38,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 static size_t
 count_dir(int fd)
 {
-	struct spool_list l = {0};
+	struct name_list l = {0};
 	if (list_scan(&l, fd, NULL) != 0)
 		abort();
 	size_t n = l.n;
@@ -50,7 +50,7 @@ count_dir(int fd)
 static void
 clean(void)
 {
-	struct spool_list l = {0};
+	struct name_list l = {0};
 	if (list_scan(&l, q->newfd, NULL) != 0)
 		abort();
 	for (size_t i = 0; i < l.n; i++)
@@ -93,7 +93,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!end || end == in + 1) /* a file without headers is refused above */
 		abort();
 	size_t hlen = (size_t)(end - in) + 1; /* through the last header's newline */
-	struct spool_list l = {0};
+	struct name_list l = {0};
 	if (list_scan(&l, q->newfd, NULL) != 0 || l.n != 1)
 		abort();
 	int fd = openat(q->newfd, l.v[0], O_RDONLY);

@@ -175,7 +175,7 @@ claim_check(spool_msg *m, struct spool_err *e)
 long
 repair_corrupt(spool_queue *q, struct spool_err *e)
 {
-	struct spool_list odd = {0};
+	struct name_list odd = {0};
 	struct spool_name n;
 	long moved = 0;
 	int fd = openat(q->newfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -207,7 +207,7 @@ repair_corrupt(spool_queue *q, struct spool_err *e)
 char **
 spool_corrupt_list(spool_queue *q, struct spool_err *e)
 {
-	struct spool_list l = {0};
+	struct name_list l = {0};
 	char **v;
 	int fd = openat(q->fd, "corrupt", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0 && errno != ENOENT)

@@ -232,7 +232,7 @@ holder_name_ok(const char *s)
  * is removed; -1 when some could not be (tried again at the next look).
  */
 static int
-reap_one(spool_queue *q, int fd, struct spool_list *cur, int64_t now,
+reap_one(spool_queue *q, int fd, struct name_list *cur, int64_t now,
          struct spool_repair *r, struct spool_err *e)
 {
 	char *buf = malloc(READ_MAX + 1);
@@ -277,10 +277,10 @@ reap_one(spool_queue *q, int fd, struct spool_list *cur, int64_t now,
 }
 
 int
-holders_reap(spool_queue *q, struct spool_list *cur, int64_t now, struct spool_repair *r,
+holders_reap(spool_queue *q, struct name_list *cur, int64_t now, struct spool_repair *r,
              struct spool_err *e)
 {
-	struct spool_list l = {0};
+	struct name_list l = {0};
 	int dfd = openat(q->fd, "holders", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
 		return 0; /* nobody ever held a claim here */

@@ -617,7 +617,7 @@ mark_missing(const struct spool_entry *en, void *arg)
 long
 spool_received_repair(spool_queue *q, struct spool_err *e)
 {
-	struct spool_list l = {0};
+	struct name_list l = {0};
 	struct have h = {.q = q};
 	if (mkdirat(q->fd, "received", 0777) == 0)
 		fsync_dir(q->fd);

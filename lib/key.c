@@ -96,7 +96,7 @@ cmp_str(const void *a, const void *b)
 static int
 list_key(int keysfd, const char *enc, char ***v, size_t *n)
 {
-	struct spool_list l = {0};
+	struct name_list l = {0};
 	struct spool_name nm;
 	*v = NULL;
 	*n = 0;
@@ -514,7 +514,7 @@ same(const struct timespec *a, const struct timespec *b)
 static char *
 linked_ids(spool_queue *q, size_t *n)
 {
-	struct spool_list a = {0}, b = {0};
+	struct name_list a = {0}, b = {0};
 	struct spool_name nm;
 	char *ids = NULL;
 	*n = 0;
@@ -609,7 +609,7 @@ out:
 long
 key_repair(spool_queue *q, bool full, long *failed)
 {
-	struct spool_list l = {0};
+	struct name_list l = {0};
 	int64_t now = spool_now();
 	long mended = 0;
 	if (keys_fd(q, false, NULL) < 0)
@@ -667,7 +667,7 @@ key_decode(const char *enc, char *out, size_t len)
 int
 key_each(spool_queue *q, key_fn *fn, void *arg)
 {
-	struct spool_list l = {0};
+	struct name_list l = {0};
 	int kfd = q->keysfd >= 0 ? q->keysfd : openat(q->fd, "keys", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (kfd < 0)
 		return 0;

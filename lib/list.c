@@ -21,7 +21,7 @@
 #define MIN_SCANS 4 /* linear minimum this many times, then sort */
 
 void
-list_clear(struct spool_list *l)
+list_clear(struct name_list *l)
 {
 	for (size_t i = 0; i < l->n; i++)
 		free(l->v[i]);
@@ -30,7 +30,7 @@ list_clear(struct spool_list *l)
 }
 
 static int
-push(struct spool_list *l, const char *name, size_t len)
+push(struct name_list *l, const char *name, size_t len)
 {
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 64;
@@ -48,7 +48,7 @@ push(struct spool_list *l, const char *name, size_t len)
 }
 
 int
-list_scan(struct spool_list *l, int dirfd, struct spool_err *e)
+list_scan(struct name_list *l, int dirfd, struct spool_err *e)
 {
 	list_clear(l);
 	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -79,7 +79,7 @@ list_scan(struct spool_list *l, int dirfd, struct spool_err *e)
 
 /* The smallest name not yet taken, moved to v[pos]; NULL when none left. */
 const char *
-list_peek(struct spool_list *l)
+list_peek(struct name_list *l)
 {
 	if (l->pos >= l->n)
 		return NULL;
@@ -102,7 +102,7 @@ list_peek(struct spool_list *l)
 
 /* The name at v[pos] has been dealt with. */
 void
-list_next(struct spool_list *l)
+list_next(struct name_list *l)
 {
 	if (l->pos < l->n) {
 		free(l->v[l->pos]);
@@ -119,7 +119,7 @@ list_next(struct spool_list *l)
 
 /* Merge one name into a list being consumed (it usually sorts last). */
 void
-list_insert(struct spool_list *l, const char *name)
+list_insert(struct name_list *l, const char *name)
 {
 	if (name[0] == '.')
 		return;
@@ -165,7 +165,7 @@ sift_down(char **h, size_t n, size_t i)
 /* The k smallest names not yet taken, in order, into out (pointers into l):
  * a max-heap of k, so O(n log k) rather than a sort of the whole listing. */
 size_t
-list_smallest(struct spool_list *l, char **out, size_t k)
+list_smallest(struct name_list *l, char **out, size_t k)
 {
 	size_t n = 0;
 	for (size_t i = l->pos; i < l->n; i++) {
@@ -188,7 +188,7 @@ list_smallest(struct spool_list *l, char **out, size_t k)
 
 /* Replace the listing with names read from a hint (already in order). */
 int
-list_load(struct spool_list *l, const char *buf, size_t len)
+list_load(struct name_list *l, const char *buf, size_t len)
 {
 	list_clear(l);
 	for (const char *p = buf, *end = buf + len; p < end;) {

@@ -32,6 +32,36 @@ msg_new(spool_queue *q, const struct spool_name *n, struct spool_err *e)
 	return m;
 }
 
+spool_msg *
+spool_msg_find(spool_queue *q, const char *arg, struct spool_err *e)
+{
+	struct spool_name n;
+	const char *slash = strrchr(arg, '/');
+	if (slash) { /* a path printed by mq-recv -c: its name is the claim */
+		if (name_parse(slash + 1, &n) != 0)
+			return spool_fail(e, EX_USAGE, "%s: not a message file name", arg), NULL;
+		struct stat st;
+		if (fstatat(q->curfd, slash + 1, &st, 0) != 0)
+			return spool_fail(e, EX_NOTFOUND, "%s: not claimed (lease lost, or already finished)",
+			                  n.id), NULL;
+		return msg_new(q, &n, e);
+	}
+	if (strlen(arg) != ULID_LEN || !ulid_ok(arg))
+		return spool_fail(e, EX_USAGE, "'%.60s': not a message id or path", arg), NULL;
+	/* an id: whichever claim of it is in cur/ now */
+	struct name_list l = {0};
+	if (list_scan(&l, q->curfd, e) != 0)
+		return NULL;
+	spool_msg *m = NULL;
+	for (size_t i = 0; i < l.n && !m; i++)
+		if (name_parse(l.v[i], &n) == 0 && strcmp(n.id, arg) == 0)
+			m = msg_new(q, &n, e);
+	list_clear(&l);
+	if (!m && e && e->code == 0)
+		spool_fail(e, EX_NOTFOUND, "%s: not claimed in queue %s", arg, q->name);
+	return m;
+}
+
 /* The message was renamed within cur/: keep name and path in step. */
 int
 msg_renamed(spool_msg *m, const struct spool_name *n)

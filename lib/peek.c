@@ -162,7 +162,7 @@ static int
 list_dir(spool_queue *q, int dirfd, const char *sub, enum spool_state st0, unsigned states,
          int flags, spool_entry_fn *fn, void *arg, struct spool_err *e)
 {
-	struct spool_list l = {0};
+	struct name_list l = {0};
 	struct spool_name n;
 	struct spool_entry en;
 	char path[4096];
@@ -258,7 +258,7 @@ static int
 list_waiting(spool_queue *q, int flags, spool_entry_fn *fn, void *arg)
 {
 	struct wait_ctx c = {.q = q, .flags = flags, .fn = fn, .arg = arg};
-	struct spool_list a = {0}, b = {0};
+	struct name_list a = {0}, b = {0};
 	struct spool_name nm;
 	int rc = 0;
 	if ((q->newfd >= 0 && list_scan(&a, q->newfd, NULL) != 0) ||

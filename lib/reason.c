@@ -3,7 +3,7 @@
  * reason.c: why the last delivery of a message failed (spool-layout.md 6.13).
  * A message waiting for a retry keeps it beside itself, in QUEUE/reasons/ID
  * (messages are never modified in place); a dead letter gets the same as its
- * Dead-* headers (claim.c).  The handler's stderr tail comes from job.c,
+ * Dead-* headers (bury.c).  The handler's stderr tail comes from job.c,
  * escaped here into lines that are valid header values.
  */
 #include <dirent.h>
@@ -216,7 +216,7 @@ cmp_id(const void *a, const void *b)
 static long
 scan_ids(int dirfd, char (**ids)[ULID_LEN], size_t *cap, size_t n0)
 {
-	struct spool_list l = {0};
+	struct name_list l = {0};
 	struct spool_name nm;
 	size_t n = n0;
 	if (list_scan(&l, dirfd, NULL) != 0)
@@ -249,7 +249,7 @@ reason_sweep(spool_queue *q, int64_t now)
 	int fd = openat(q->fd, "reasons", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return 0;
-	struct spool_list l = {0};
+	struct name_list l = {0};
 	char(*ids)[ULID_LEN] = NULL;
 	size_t cap = 0;
 	long k = 0, n;

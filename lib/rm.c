@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * rm.c: an operator's two changes to messages nobody holds: delete one
- * (mq-rm: one unlink), and make a waiting one due now (mq-replay --now: one
- * rename within new/).  A claimed message belongs to its consumer: it is
- * deleted only when forced, and never made due (it is not waiting).
+ * rm.c: an operator's three changes to messages nobody holds: delete one
+ * (mq-rm: one unlink), make a waiting one due now (mq-replay --now: one
+ * rename within new/), and replay a dead or done one (mq-replay: back into
+ * new/, attempts reset, no expiry).  A claimed message belongs to its
+ * consumer: it is deleted only when forced, and never made due (it is not
+ * waiting).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -71,5 +73,47 @@ spool_due_now(spool_queue *q, const struct spool_entry *en, int nosync, struct s
 	spool_queue_arrived(q, name);
 	if (!nosync && fsync_dir(q->newfd) != 0)
 		return spool_fail_errno(e, errno, "fsync %s/new", q->path);
+	return 0;
+}
+
+int
+spool_replay(spool_queue *q, const struct spool_entry *en, spool_queue *to, int nosync,
+             struct spool_err *e)
+{
+	struct spool_name n;
+	char name[NAME_LEN];
+	if (!to)
+		to = q;
+	if (name_parse(en->name, &n) != 0)
+		return spool_fail(e, EX_DATAERR, "%s: not a message name", en->name);
+	int fromfd = subdir_fd(q, en->state == SPOOL_DONE ? "done" : "dead", e);
+	if (fromfd < 0)
+		return -1;
+	n.t = spool_now();
+	n.attempts = 0;
+	n.exp = 0; /* an operator replaying it wants it delivered */
+	name_format(name, sizeof name, &n);
+	char enc[NAME_MAX + 1];
+	if (key_of_file(fromfd, en->name, enc, sizeof enc)) {
+		/* behind what its key has queued since: at the end of keys/ENC/ */
+		if (key_publish(to, fromfd, en->name, name, enc, nosync, e) < 0) {
+			if (errno == ENOENT)
+				return spool_fail(e, EX_NOTFOUND, "%s: gone (replayed by someone else?)", n.id);
+			return -1;
+		}
+		reason_remove(q, n.id);
+		if (!nosync && fsync_dir(to->newfd) != 0)
+			return spool_fail_errno(e, errno, "fsync %s/new", to->path);
+		return 0;
+	}
+	if (renameat2(fromfd, en->name, to->newfd, name, RENAME_NOREPLACE) != 0) {
+		if (errno == ENOENT)
+			return spool_fail(e, EX_NOTFOUND, "%s: gone (replayed by someone else?)", n.id);
+		return spool_fail_errno(e, errno, "rename %s to %s/new/%s", en->path, to->name, name);
+	}
+	spool_queue_arrived(to, name);
+	reason_remove(q, n.id); /* a fresh start: no last failure */
+	if (!nosync && fsync_dir(to->newfd) != 0)
+		return spool_fail_errno(e, errno, "fsync %s/new", to->path);
 	return 0;
 }

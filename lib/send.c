@@ -305,7 +305,7 @@ discard(spool_batch *b)
 int64_t
 queue_ready(spool_queue *q, struct spool_err *e)
 {
-	struct spool_list l = {0};
+	struct name_list l = {0};
 	if (list_scan(&l, q->newfd, e) != 0)
 		return -1;
 	int64_t now = spool_now(), n = 0;

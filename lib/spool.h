@@ -270,7 +270,7 @@ void spool_import_free(spool_import *im);
  * a receiver first opens a queue).  The number of markers made, or -1. */
 long spool_received_repair(spool_queue *q, struct spool_err *e);
 
-/* ---- claiming and finishing (claim.c; holders: holder.c; tending: tend.c; spool_msg_*: msg.c) ---- */
+/* ---- claiming and finishing (claim.c, settle.c, bury.c, repair.c; holders: holder.c; tending: tend.c; spool_msg_*: msg.c) ---- */
 
 /* Claim the oldest due message under a lease: 1 claimed (*out set), 0 none
  * due (*next_due set to the earliest future due time, or 0 if new/ is
@@ -375,17 +375,16 @@ int spool_release(spool_msg *m, struct spool_err *e);
 /* The same, due after delay ms (a peer that cannot take it yet). */
 int spool_defer(spool_msg *m, int64_t delay, struct spool_err *e);
 
-/* Move a dead (or done) message back to new/ of q or of to (NULL: q), with
- * attempts reset and no expiry: 0, or -1 (EX_NOTFOUND if it is gone). */
-int spool_replay(spool_queue *q, const struct spool_entry *en, spool_queue *to,
-                 int nosync, struct spool_err *e);
-
 /* ---- an operator's changes (rm.c) ---- */
 
 /* Delete a message as listed by spool_list (one unlink): 0, or -1 with
  * EX_NOTFOUND when it changed state meanwhile.  A claimed message only with
  * force (else EX_TEMPFAIL): its consumer's ack or nack then finds it gone. */
 int spool_rm(spool_queue *q, const struct spool_entry *en, int force, struct spool_err *e);
+/* Move a dead (or done) message back to new/ of q or of to (NULL: q), with
+ * attempts reset and no expiry: 0, or -1 (EX_NOTFOUND if it is gone). */
+int spool_replay(spool_queue *q, const struct spool_entry *en, spool_queue *to,
+                 int nosync, struct spool_err *e);
 /* Make a delayed message (a waiting retry) due now, attempts and expiry
  * kept: one rename within new/.  0, or -1 (EX_NOTFOUND: not delayed, or gone). */
 int spool_due_now(spool_queue *q, const struct spool_entry *en, int nosync, struct spool_err *e);

@@ -27,7 +27,7 @@ struct spool_name {
 };
 
 /* Names of one directory, with a cursor: the consumer's view of new/. */
-struct spool_list {
+struct name_list {
 	char **v;      /* names; each malloc'd in one arena block */
 	size_t n, cap;
 	size_t pos;    /* first name not yet tried */
@@ -50,7 +50,7 @@ struct spool_queue {
 	int fd, tmpfd, newfd, curfd; /* the queue and its subdirectories */
 	int deadfd, donefd;    /* opened on first use, -1 before */
 	struct spool_config cfg;
-	struct spool_list ready;
+	struct name_list ready;
 	bool repaired;         /* spool_repair has run in this process */
 	bool look;             /* opened with SPOOL_LOOK: a missing new/, cur/ is -1 */
 	char *spare;           /* a first-block buffer to reuse (HEAD_FIRST bytes) */
@@ -135,13 +135,13 @@ int strv_cmp(const void *a, const void *b);
 int config_load(spool_queue *q, struct spool_err *e);
 
 /* list.c */
-int list_scan(struct spool_list *l, int dirfd, struct spool_err *e);
-const char *list_peek(struct spool_list *l);
-void list_next(struct spool_list *l);
-void list_insert(struct spool_list *l, const char *name);
-void list_clear(struct spool_list *l);
-size_t list_smallest(struct spool_list *l, char **out, size_t k);
-int list_load(struct spool_list *l, const char *buf, size_t len);
+int list_scan(struct name_list *l, int dirfd, struct spool_err *e);
+const char *list_peek(struct name_list *l);
+void list_next(struct name_list *l);
+void list_insert(struct name_list *l, const char *name);
+void list_clear(struct name_list *l);
+size_t list_smallest(struct name_list *l, char **out, size_t k);
+int list_load(struct name_list *l, const char *buf, size_t len);
 
 /* send.c */
 int64_t queue_ready(spool_queue *q, struct spool_err *e);
@@ -163,15 +163,29 @@ long topic_commit(spool_batch *b, const char **dup_of, struct spool_err *e);
 
 /* spool.c */
 int queue_lock(spool_queue *q, struct spool_err *e);
-
-/* claim.c */
 int subdir_fd(spool_queue *q, const char *which, struct spool_err *e);
+
+/* msg.c */
 spool_msg *msg_new(spool_queue *q, const struct spool_name *n, struct spool_err *e);
 int msg_open(spool_msg *m, struct spool_err *e);
 int msg_renamed(spool_msg *m, const struct spool_name *n);
 void msg_drop_head(spool_msg *m);
 const char *body_start(const char *buf, size_t len);
+
+/* claim.c */
+/* n (in new/ or cur/ of q) is past its expiry or the queue's retention. */
+bool name_expired(const spool_queue *q, const struct spool_name *n, int64_t now);
+int move_to_cur(spool_queue *q, int fromfd, const char *from, const struct spool_name *n,
+                spool_msg **out, struct spool_err *e);
+
+/* settle.c */
 int64_t backoff_delay(const struct spool_config *c, unsigned attempt);
+
+/* bury.c */
+int bury_from(spool_queue *q, int fromfd, const char *from, const struct spool_name *n,
+              const char *reason, const char *status, struct spool_err *e);
+
+/* repair.c */
 int take_back(spool_queue *q, const char *name, const struct spool_name *n, int64_t due,
               const char *status, struct spool_err *e);
 
@@ -203,7 +217,7 @@ void holder_note(spool_msg *m);
 void holder_del(spool_msg *m);
 void holder_close(spool_queue *q);
 void holder_flush(spool_queue *q);
-int holders_reap(spool_queue *q, struct spool_list *cur, int64_t now,
+int holders_reap(spool_queue *q, struct name_list *cur, int64_t now,
                  struct spool_repair *r, struct spool_err *e);
 
 /* key.c (spool-layout.md 16) */

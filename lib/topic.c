@@ -223,7 +223,7 @@ count_names(int tfd, const char *sub, bool *exists)
 		*exists = fd >= 0;
 	if (fd < 0)
 		return 0;
-	struct spool_list l = {0};
+	struct name_list l = {0};
 	long n = 0;
 	if (list_scan(&l, fd, NULL) == 0)
 		n = (long)l.n;
@@ -775,7 +775,7 @@ queue_dirs_free(struct qdirs *v, size_t n)
 static void
 repair_stage(int pubfd, struct qdirs *qv, size_t nq, bool only_go, struct spool_topics_repair *r)
 {
-	struct spool_list l = {0};
+	struct name_list l = {0};
 	if (list_scan(&l, pubfd, NULL) != 0)
 		return;
 	for (size_t i = 0; i < l.n; i++) {
@@ -820,7 +820,7 @@ repair_stage(int pubfd, struct qdirs *qv, size_t nq, bool only_go, struct spool_
 static long
 deliver_kept(spool *sp, int tfd, struct spool_err *e)
 {
-	struct spool_list l = {0};
+	struct name_list l = {0};
 	int kfd = sub_fd(tfd, ".kept", false), pub = -1;
 	char **subs = NULL;
 	spool_queue **qv = NULL;
