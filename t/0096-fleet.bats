@@ -57,9 +57,11 @@ fig() { sed -n "s/^$1: //p" "$OUT/fleet.txt"; }
 	[ -n "$(fig info_kill_ms)" ] && [ -n "$(fig info_restart_ms)" ]
 	# ... the cut host could not reach it for a while ...
 	grep -q 'cannot take messages now' "$OUT/logs/h03-log"
-	# ... and the full disk refused the producer's mq-send (exit 75), whose lines went again
-	[[ "$(fig producer_h04)" == *"exits 75"* ]]
-	[ "$(fig refused_at_source)" -gt 0 ]
+	# ... and the full disk held the producer's mq-send -l, which waited it
+	# out with its lines (mq-send(1)): no exit 75, no line refused
+	[[ "$(fig producer_h04)" == *"waited-for-disk"* ]]
+	[ "$(fig producer_restarts)" -eq 0 ]
+	[ "$(fig refused_at_source)" -eq 0 ]
 	# nothing of it is left behind
 	local tag
 	tag=$(fig info_tag)

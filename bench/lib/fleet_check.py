@@ -41,7 +41,8 @@ produced = {}
 prod = {}
 for h in hosts:
     s = set()
-    prod[h] = {"refused": 0, "refused_lines": 0, "restarts": 0, "unsent": 0, "confirmed": 0, "generated": 0, "exits": []}
+    prod[h] = {"refused": 0, "refused_lines": 0, "restarts": 0, "unsent": 0, "confirmed": 0, "generated": 0, "exits": [],
+               "stderr": []}
     for name in sorted(os.listdir(os.path.join(run, h))):
         if not (name.startswith("prod-") and name.endswith(".json")):
             continue
@@ -52,6 +53,7 @@ for h in hosts:
             prod[h][k] += p.get(k, 0)
         prod[h]["generated"] += p["last"] - p["first"] + 1
         prod[h]["exits"] += [e for e in p["exits"] if e != 0]
+        prod[h]["stderr"] += p.get("stderr", [])
     produced[h] = s
 
 # ---- arrived: every file of the collector's queue
@@ -192,9 +194,11 @@ with open(os.path.join(outdir, "fleet.txt"), "w") as f:
         f.write("lost_first: %s\n" % " ".join("%s/%d" % x for x in sorted(lost)[:20]))
     for h in hosts:
         p = prod[h]
-        f.write("producer_%s: generated %d confirmed %d refused %d restarts %d unsent %d exits %s\n" % (
+        # mq-send -l says once that it waits out a full disk (mq-send(1))
+        waited = any("waiting for room on the disk" in l for l in p.get("stderr", []))
+        f.write("producer_%s: generated %d confirmed %d refused %d restarts %d unsent %d exits %s%s\n" % (
             h, p["generated"], p["confirmed"], p["refused"], p["restarts"], p["unsent"],
-            ",".join(map(str, p["exits"])) or "-"))
+            ",".join(map(str, p["exits"])) or "-", " waited-for-disk" if waited else ""))
 
 # ---- the RESULTS.md section
 L = []
