@@ -62,8 +62,10 @@ mkdirs(const char *path)
 }
 
 /* The names a queue directory may hold (spool-layout.md 3), dot names aside. */
-static const char *const queue_entries[] = {"tmp",      "new",     "cur",     "dead",   "done", "ids",
-                                            "received", "corrupt", "holders", "config", NULL};
+static const char *const queue_entries[] = {
+	"tmp", "new", "cur", "dead", "done", "ids", "received",
+	"corrupt", "holders", "reasons", "keys", "config", "paused", NULL,
+};
 
 static int
 isdir_at(int fd, const char *name)
@@ -118,9 +120,15 @@ queue_like(int fd)
 			sign = 1;
 	}
 	closedir(d);
+	int like = !known ? 0 : !seen ? 1 : sign ? 2 : 0;
 	if (known && seen && !sign) /* a tmp/ only: a queue being made has nothing in it yet */
-		return dir_empty(fd, "tmp");
-	return !known ? 0 : !seen ? 1 : sign ? 2 : 0;
+		like = dir_empty(fd, "tmp");
+	/* Its maker may have gone on since the first look: a file lands in
+	 * tmp/ only once new/ and cur/ are there, so look again before
+	 * calling a queue being made another program's directory. */
+	if (like == 0 && isdir_at(fd, "new") && isdir_at(fd, "cur"))
+		like = 2;
+	return like;
 }
 
 /* A directory is a spool (spool-layout.md 2) when it holds the marker

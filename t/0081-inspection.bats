@@ -87,6 +87,40 @@ other_programs() {
 	[ "$(snapshot)" = "$before" ]
 }
 
+@test "every name spool-layout.md 3 lists for a queue makes a directory a queue, as the code knows it" {
+	local names n
+	# the list of section 3: "      NAME/  what" lines between QUEUE/ and the text after it
+	names=$(awk '/^## 3\. /{s=1} s && /^    QUEUE\//{l=1; next} l && /^$/{exit}
+	    l && /^      [a-z.]/{print $1}' "$BATS_TEST_DIRNAME/../spool-layout.md")
+	[ "$(wc -l <<<"$names")" -ge 14 ]
+	for n in $names; do
+		[[ $n == .* || $n == tmp/ ]] && continue
+		# made by hand: a tmp/ with a file in it, and this name beside it
+		mkdir -p "$MQ_SPOOL/q-${n%/}/tmp"
+		echo x >"$MQ_SPOOL/q-${n%/}/tmp/f"
+		if [[ $n == */ ]]; then mkdir "$MQ_SPOOL/q-${n%/}/$n"; else : >"$MQ_SPOOL/q-$n/$n"; fi
+		run --separate-stderr mq-stat "q-${n%/}"
+		[ "$status" -eq 0 ] || { echo "$n: $stderr"; false; }
+	done
+	# and a name it does not list does not
+	mkdir -p "$MQ_SPOOL/other/tmp" "$MQ_SPOOL/other/backup"
+	echo x >"$MQ_SPOOL/other/tmp/f"
+	run --separate-stderr -66 mq-stat other
+}
+
+@test "many first senders of one new queue at once: each exits 0, none takes it for another program's" {
+	local T=$BATS_TEST_TMPDIR r i
+	for r in $(seq 1 40); do
+		for i in 1 2 3 4 5 6 7 8; do
+			(mq-send --id k "q$r" <<<"$i" 2>>"$T/err"; echo $? >>"$T/rc") &
+		done
+		wait
+	done
+	! grep -v duplicate "$T/err"
+	[ "$(sort -u "$T/rc")" = 0 ]
+	[ "$(wc -l <"$T/rc")" -eq 320 ]
+}
+
 @test "mq-peek and mq-stat create nothing in an empty spool or in a queue missing its directories" {
 	mkdir "$MQ_SPOOL"
 	local before
