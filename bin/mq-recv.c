@@ -317,6 +317,11 @@ main(int argc, char **argv)
 		spool_queue_hold_defer(q);
 	if (!opt.claim_only && want != 1) /* a key's next message is our next claim */
 		spool_queue_runs(q, 1);
+	/* Many to stdout: the close after each ack, which on a file system
+	 * with online discard waits for the disk (closer.c), is taken off
+	 * this thread.  Not with -x: it forks a handler for each message. */
+	if (!opt.claim_only && !opt.cmd && want != 1)
+		spool_closer_start();
 	queue = q;
 	signal(SIGPIPE, SIG_IGN);
 	struct sigaction sa = {.sa_handler = on_signal};

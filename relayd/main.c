@@ -334,8 +334,8 @@ main(int argc, char **argv)
 	    !(sig_io = loop_io_add(r->loop, sigfd, EPOLLIN, on_signal, r)))
 		cli_die(EX_OSERR, "set up the event loop: %s", strerror(errno));
 	queues_init(r);
+	spool_job_raise_nofile(); /* first: the closer's ring is a share of it */
 	spool_closer_start();
-	spool_job_raise_nofile();
 	if (consumers_init(r, &r->conf, &e) != 0 || receive_start(r, &e) != 0 || web_start(r, &e) != 0)
 		cli_fail(&e);
 	for (struct consumer *k = r->conf.consumers; k; k = k->next)

@@ -180,3 +180,14 @@ load helper
 		>"$MQ_SPOOL/q/new/.0000000000000.01ARZ3NDEKTSV4RRFFQ69G5FAV.0"
 	run -1 mq-recv q
 }
+
+@test "a drain of a durable backlog under a low descriptor limit: every message, none lost to EMFILE" {
+	# the closes after the acks are taken off the drain's thread (closer.c);
+	# those waiting hold descriptors, and must not take the last of them
+	seq 1 3000 | mq-send -l q
+	sync -f "$MQ_SPOOL/q/new"
+	run --separate-stderr -0 sh -c 'ulimit -n 128 && mq-recv -n 0 q'
+	[ -z "$stderr" ]
+	[ "${#lines[@]}" -eq 3000 ]
+	[ "$(count q new)" -eq 0 ] && [ "$(count q cur)" -eq 0 ]
+}
