@@ -115,8 +115,8 @@ flush_out(void)
 			cli_error(&e);
 			opt.failed = 1;
 		}
-		spool_msg_free(held[i]);
 	}
+	spool_msg_free_v(held, nheld);
 	nheld = 0;
 }
 

@@ -126,6 +126,26 @@ spool_msg_free(spool_msg *m)
 	free(m);
 }
 
+/* spool_msg_free of each, their descriptors handed to the closer threads
+ * in one go: one wake-up of them for a batch, not one a message (on tmpfs,
+ * where a close is quick, waking a thread for each cost more than the
+ * close). */
+void
+spool_msg_free_v(spool_msg **v, size_t n)
+{
+	int fds[64];
+	while (n > 0) {
+		size_t k = n < 64 ? n : 64;
+		for (size_t i = 0; i < k; i++) {
+			fds[i] = v[i]->fd;
+			v[i]->fd = -1;
+			spool_msg_free(v[i]);
+		}
+		spool_closer_put(fds, k);
+		v += k, n -= k;
+	}
+}
+
 const char *spool_msg_id(const spool_msg *m) { return m->n.id; }
 const char *spool_msg_path(const spool_msg *m) { return m->path; }
 const char *spool_msg_name(const spool_msg *m) { return m->name; }

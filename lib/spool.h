@@ -339,6 +339,7 @@ int64_t spool_queue_wake_at(const spool_queue *q, int64_t t);
  * when it is not (or no longer) claimed. */
 spool_msg *spool_msg_find(spool_queue *q, const char *id_or_path, struct spool_err *e);
 void spool_msg_free(spool_msg *m);
+void spool_msg_free_v(spool_msg **v, size_t n); /* each of v, one hand-over of their closes */
 const char *spool_msg_id(const spool_msg *m);
 const char *spool_msg_path(const spool_msg *m); /* absolute path under cur/ */
 const char *spool_msg_name(const spool_msg *m);
