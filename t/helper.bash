@@ -161,10 +161,18 @@ config() {
 }
 
 # messages_anywhere Q: number of message files in every state (tmp included).
+# The directories are counted one after another, so a message that moves
+# between two of them meanwhile (a claim, a claim given back by a retrying
+# forward) is counted twice or not at all: count until two counts agree.
 messages_anywhere() {
-	local s n=0
-	for s in tmp new cur dead "done"; do
-		n=$((n + $(count "$1" "$s")))
+	local s n prev=-1 i
+	for i in 1 2 3 4 5 6 7 8; do
+		n=0
+		for s in tmp new cur dead "done"; do
+			n=$((n + $(count "$1" "$s")))
+		done
+		[ "$n" = "$prev" ] && break
+		prev=$n
 	done
 	echo "$n"
 }
