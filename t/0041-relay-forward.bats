@@ -115,8 +115,9 @@ on() {
 	MQ_SPOOL="$T/$n/spool" "$@"
 }
 
+keyed_is() { [ "$(ls "$T/B/spool/q/keys/a" | wc -l)" -eq "$1" ]; } # keyed_is N: of B's key a
 count_ge() { [ "$(count "$2" "$3")" -ge "$1" ]; }
-anywhere_is() { [ "$(on "$1" messages_anywhere q)" -eq "$2" ]; } # anywhere_is NODE N: of queue q
+anywhere_is() { [ "$(on "$1" messages_anywhere "${3:-q}")" -eq "$2" ]; } # anywhere_is NODE N [Q]: of queue Q (q)
 
 # ids_in Q STATE: the ids of the messages in a state directory, sorted.
 ids_in() { files "$1" "$2" | sed 's|.*/||' | cut -d. -f2 | LC_ALL=C sort; }
@@ -199,7 +200,7 @@ FWD_OPTS=("	backoff 100ms..1s")
 	fwd_is "$pa" q state retrying
 	wait_for 5 on A count_is 20 q new # all given back while it rests
 	on A uncounted q
-	[ "$(on A messages_anywhere q)" -eq 20 ]
+	wait_for 5 anywhere_is A 20
 
 	node_conf B "listen 127.0.0.1:$pb" "consume q echo \"\$MQ_ID\" >>'$T/got'"
 	node_start B
@@ -422,8 +423,8 @@ FWD_OPTS=("	backoff 100ms..1s")
 	wait_for 20 on A queue_empty q
 	# A forwards a key's messages one at a time (only its head is in new/);
 	# B keeps them in that line: a consumer there gets a 2 only after a 1
-	on B count_is 2 q new # a's head, and the unkeyed one
-	[ "$(ls "$T/B/spool/q/keys/a" | wc -l)" -eq 3 ]
+	wait_for 5 on B count_is 2 q new # a's head, and the unkeyed one
+	wait_for 5 keyed_is 3
 	run -0 on B mq-peek -s waiting q
 	[ "${#lines[@]}" -eq 2 ]
 	local p
@@ -497,7 +498,7 @@ FWD_OPTS=("	backoff 100ms..1s")
 	sleep 0.5
 	for q in q3 q4; do
 		[ "$(on B messages_anywhere $q)" -eq 0 ]
-		[ "$(on A messages_anywhere $q)" -eq 1 ]
+		wait_for 5 anywhere_is A 1 $q
 		on A uncounted $q
 	done
 }

@@ -138,7 +138,7 @@ EOF2
 	# space returns: the burial is done at the next try, and it goes on serving
 	rm "$SMALL/fill"
 	wait_for 20 count_is 1 q dead
-	[ "$(count q cur)" -eq 0 ]
+	wait_for 5 count_is 0 q cur
 	[ "$(header_of "$(only_file q dead)" Dead-Reason)" = "handler said bury (exit 65)" ]
 	echo good | mq-send q
 	wait_for 20 lines_ge 1 "$T/handled"

@@ -90,7 +90,8 @@ send_batch() {
 	sleep 0.1
 }
 
-drained() {
+drained() { drained_once && drained_once; } # twice: a message moving between two counts
+drained_once() {
 	[ "$(on A count q new)$(on A count q cur)$(on A count r new)$(on A count r cur)" = 0000 ] &&
 		[ "$(on B count r new)$(on B count r cur)" = 00 ]
 }

@@ -44,7 +44,10 @@ bodies_in() {
 stream_bodies() { NT dump "$1" | awk '{sub(/\\n$/, "", $3); print $3}' | LC_ALL=C sort; }
 # ids_in Q: the ids of Q's new/, sorted
 ids_in() { files "$1" new | xargs -r -n1 basename | cut -d. -f2 | LC_ALL=C sort; }
-drained() { [ "$(count "$1" new)" -eq 0 ] && [ "$(count "$1" cur)" -eq 0 ]; }
+drained_once() { [ "$(count "$1" new)" -eq 0 ] && [ "$(count "$1" cur)" -eq 0 ]; }
+# drained Q: empty twice in a row (a claim given back between the two counts
+# is seen by neither alone)
+drained() { drained_once "$1" && drained_once "$1"; }
 holds() { [ "$(count "$1" new)" -ge "$2" ]; }
 # expect FILE: the lines seq -f PREFIX%g 1 N would give, sorted
 expect() { seq -f "$1%g" 1 "$2" | LC_ALL=C sort; }
