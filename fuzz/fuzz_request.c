@@ -3,10 +3,12 @@
  * fuzz_request.c: what mq-relayd reads of an HTTP exchange (relayd/parse.c):
  * the receiver's request path (message_path, then the name checks begin()
  * applies), its Authorization, Content-Digest and Mq-Relay headers, and the
- * forwarder's Retry-After header line of a peer's answer.  The input is
- * newline-separated: the path, the three request header values, and the
- * rest, which is the answer's header line, handed over in a buffer of
- * exactly its size and not NUL-terminated, as libcurl hands it.
+ * forwarder's Retry-After header line of a peer's answer, and the two lines
+ * of a batch (PROTOCOL.md 4a): a frame's head line, which the receiver
+ * reads, and an answer's status line, which the forwarder reads.  The input
+ * is newline-separated: the path, the three request header values, and the
+ * rest, which is the line, handed over in a buffer of exactly its size and
+ * not NUL-terminated, as libcurl hands it.
  *
  * Checks, besides the sanitizers: a path that parses is rebuilt from its
  * parts byte for byte; parts that pass spool_queue_name_ok and spool_id_ok
@@ -15,7 +17,9 @@
  * name; a bearer token
  * and a digest are pieces of their header of the promised shape; an
  * accepted Hop name has the shape conf.c allows; a Retry-After is -1 for
- * another header, else from 0 to 86399.
+ * another header, else from 0 to 86399; a head line or status line taken
+ * apart gives words of the line, blank-free and in their buffers, a size
+ * of digits, a status of three.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -52,8 +56,14 @@ check_path(const char *url)
 {
 	char queue[80], id[40], again[200];
 	int mp = message_path(url, queue, sizeof queue, id, sizeof id);
-	if (mp < -1 || mp > 1)
+	if (mp < -1 || mp > 2)
 		abort();
+	if (mp == 2) { /* exactly /v1/queues/Q/batch */
+		snprintf(again, sizeof again, "/v1/queues/%s/batch", queue);
+		if (id[0] || strcmp(again, url) != 0 || (spool_queue_name_ok(queue) && !safe_part(queue)))
+			abort();
+		return;
+	}
 	if (mp != 1)
 		return;
 	if (strlen(queue) >= sizeof queue || strlen(id) >= sizeof id)
@@ -93,6 +103,37 @@ check_headers(const char *auth, const char *digest, const char *from)
 	}
 }
 
+/* Whether word w (NUL-terminated, its own buffer) is a blank-free piece of
+ * [line, line + n). */
+static bool
+word_of(const char *w, const char *line, size_t n)
+{
+	size_t k = strlen(w);
+	if (k == 0 || k > n || memchr(w, ' ', k))
+		return false;
+	for (size_t i = 0; i + k <= n; i++)
+		if (memcmp(line + i, w, k) == 0)
+			return true;
+	return false;
+}
+
+static void
+check_batch_lines(const char *line, size_t n)
+{
+	char id[40], dig[128];
+	long long size = -1;
+	if (batch_head(line, n, id, sizeof id, &size, dig, sizeof dig) == 0) {
+		if (!word_of(id, line, n) || size < 0 || (dig[0] && (!word_of(dig, line, n) ||
+		                                                     strncmp(dig, "sha-256=:", 9) != 0)))
+			abort();
+	}
+	const char *text = NULL;
+	size_t tlen = 0;
+	int st = batch_result(line, n, id, sizeof id, &text, &tlen);
+	if (st >= 0 && (st > 999 || !word_of(id, line, n) || text < line || text + tlen != line + n))
+		abort();
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -111,6 +152,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (s < -1 || s >= 86400 ||
 	    (s == -1) != (n <= 12 || strncasecmp(line, "Retry-After:", 12) != 0))
 		abort();
+	check_batch_lines(line, n);
 	free(line);
 	free(url), free(auth), free(digest), free(from);
 	return 0;

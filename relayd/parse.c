@@ -30,6 +30,10 @@ message_path(const char *url, char *queue, size_t qlen, char *id, size_t idlen)
 		id[0] = '\0';
 		return 1;
 	}
+	if (strcmp(p, "/batch") == 0) {
+		id[0] = '\0';
+		return 2;
+	}
 	if (strncmp(p, "/messages/", 10) != 0)
 		return 0;
 	p += 10;
@@ -341,4 +345,62 @@ form_value(const char *body, size_t len, const char *name, size_t nth, char *out
 		p = f_end + 1;
 	}
 	return -1;
+}
+
+/* Copy the word at *p into out (fits, not empty, printable ASCII: no NUL,
+ * CR or other control character), past it and one blank after it. */
+static int
+word(const char **p, const char *end, char *out, size_t len)
+{
+	const char *w = *p;
+	for (; *p < end && **p != ' '; (*p)++)
+		if ((unsigned char)**p < 0x21 || (unsigned char)**p > 0x7e)
+			return -1;
+	size_t n = (size_t)(*p - w);
+	if (n == 0 || n >= len)
+		return -1;
+	memcpy(out, w, n);
+	out[n] = '\0';
+	if (*p < end)
+		(*p)++;
+	return 0;
+}
+
+int
+batch_head(const char *line, size_t n, char *id, size_t idlen, long long *size, char *digest,
+           size_t dlen)
+{
+	const char *p = line, *end = line + n;
+	char num[24];
+	digest[0] = '\0';
+	if (word(&p, end, id, idlen) != 0 || word(&p, end, num, sizeof num) != 0)
+		return -1;
+	for (const char *d = num; *d; d++)
+		if (*d < '0' || *d > '9')
+			return -1;
+	if (strlen(num) > 18)
+		return -1;
+	*size = strtoll(num, NULL, 10);
+	if (p < end) {
+		if (word(&p, end, digest, dlen) != 0 || p < end || strncmp(digest, "sha-256=:", 9) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+int
+batch_result(const char *line, size_t n, char *id, size_t idlen, const char **text, size_t *tlen)
+{
+	const char *p = line, *end = line + n;
+	char num[8];
+	if (word(&p, end, num, sizeof num) != 0 || strlen(num) != 3)
+		return -1;
+	for (const char *d = num; *d; d++)
+		if (*d < '0' || *d > '9')
+			return -1;
+	if (word(&p, end, id, idlen) != 0)
+		return -1;
+	*text = p;
+	*tlen = (size_t)(end - p);
+	return (int)strtol(num, NULL, 10);
 }

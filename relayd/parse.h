@@ -22,8 +22,9 @@ struct token {
 	char **queues;           /* NULL-terminated; NULL: any queue */
 };
 
-/* "/v1/queues/Q/messages[/ID]" split into queue and id ("" for none): 1,
- * 0 if the path is not that, -1 if a part does not fit its buffer.  The
+/* "/v1/queues/Q/messages[/ID]" split into queue and id ("" for none): 1;
+ * "/v1/queues/Q/batch": 2 (id ""); 0 if the path is neither, -1 if a part
+ * does not fit its buffer.  The
  * parts are as they came: percent-encoding is never decoded (receive.c
  * turns libmicrohttpd's unescaping off), so "%2F" stays three bytes that
  * make a queue name or id invalid. */
@@ -45,6 +46,16 @@ void content_digest(const char *h, char *out, size_t len);
  * hands it): -1 if it is not Retry-After, else its delay in seconds, 0 for
  * none usable (a date, or not from 1 to 86399). */
 long retry_after(const char *p, size_t len);
+
+/* A batch frame's head line (PROTOCOL.md 4a), without its LF: "ID SIZE"
+ * or "ID SIZE sha-256=:B64:".  0 with the parts (digest "" for none), -1
+ * if it is not that or a part does not fit.  The id is not checked. */
+int batch_head(const char *line, size_t n, char *id, size_t idlen, long long *size, char *digest,
+               size_t dlen);
+
+/* A line of a batch's answer, without its LF: "STATUS ID TEXT".  The
+ * status (100 to 999) with id and the text (a pointer into line), or -1. */
+int batch_result(const char *line, size_t n, char *id, size_t idlen, const char **text, size_t *tlen);
 
 void token_hash(const void *p, size_t n, unsigned char out[32]);
 

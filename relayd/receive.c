@@ -11,6 +11,11 @@
  * already.  A request whose body is complete is suspended and joins the
  * group commit of this loop pass (receive_pass): one sync for all of them,
  * then each is resumed and answered, so 201 means durable.
+ *
+ * POST /v1/queues/Q/batch is many PUTs in one request (PROTOCOL.md 4a):
+ * frames "ID SIZE [DIGEST]\n" and the file, each checked as a PUT's
+ * headers and body are, imported as a PUT's body is, and committed in the
+ * same group commit; the answer has a status line for each frame.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -51,6 +56,17 @@ struct server {
 
 enum req_state { REQ_BODY, REQ_DISCARD, REQ_PENDING, REQ_ANSWER };
 
+#define BATCH_MAX 1024 /* frames in one batch: each holds a file open until the commit */
+
+/* A frame of a batch: the message it carries and its answer. */
+struct item {
+	char id[40];
+	int status;             /* 0: waiting for the commit (im set) */
+	char *text;             /* the answer line's text */
+	spool_import *im;
+	char want[128];         /* the digest of its head line, "" none */
+};
+
 struct req {
 	struct server *s;
 	struct MHD_Connection *conn;
@@ -61,6 +77,16 @@ struct req {
 	spool_import *im;
 	spool_batch *b;
 	bool line_open;         /* POST split: a line is being written */
+	bool batch;             /* POST /batch: frames of message files */
+	struct item *items;     /* the batch's frames, in order */
+	size_t nitems, capitems;
+	size_t npend;           /* of them, waiting for the group commit */
+	char head[192];         /* the frame's head line as it arrives */
+	size_t headlen;
+	long long left;         /* bytes of the frame's file still to come */
+	bool in_frame;          /* reading a frame's file (else a head line) */
+	bool skip;              /* ... and dropping it: its answer is set */
+	char from[201];         /* Mq-Relay, for every frame */
 	EVP_MD_CTX *md;
 	char want[128];         /* the Content-Digest the client sent, "" none */
 	int status;             /* the answer */
@@ -139,37 +165,38 @@ send_answer(struct req *rq)
 	return ok;
 }
 
-/* The status a library error means to an HTTP client. */
+/* The status a library error means to an HTTP client; *retry: the
+ * Retry-After it calls for (0: none). */
+static int
+err_status(const struct spool_err *e, int *retry)
+{
+	*retry = 0;
+	switch (e->code) {
+	case EX_USAGE:
+		return 400;
+	case EX_DATAERR:
+		return strstr(e->msg, "size limit") ? 413 : 400;
+	case EX_PROTOCOL:
+		return 508;
+	case EX_TEMPFAIL:
+		/* full (max-length): 429; the disk under its reserve or full: 503/507 */
+		*retry = RETRY_FULL;
+		return strstr(e->msg, "is full") ? 429 : strstr(e->msg, "reserve") ? 503 : 507;
+	case EX_NOPERM:
+		return 500;
+	default:
+		*retry = RETRY_FULL;
+		return 500;
+	}
+}
+
 static void
 answer_err(struct req *rq, const struct spool_err *e)
 {
-	switch (e->code) {
-	case EX_USAGE:
-		set_answer(rq, 400, "%s\n", e->msg);
-		break;
-	case EX_DATAERR:
-		set_answer(rq, strstr(e->msg, "size limit") ? 413 : 400, "%s\n", e->msg);
-		break;
-	case EX_PROTOCOL:
-		set_answer(rq, 508, "%s\n", e->msg);
-		break;
-	case EX_TEMPFAIL:
-		/* full (max-length): 429; the disk under its reserve or full: 503/507 */
-		if (strstr(e->msg, "is full"))
-			set_answer(rq, 429, "%s\n", e->msg);
-		else if (strstr(e->msg, "reserve"))
-			set_answer(rq, 503, "%s\n", e->msg);
-		else
-			set_answer(rq, 507, "%s\n", e->msg);
-		rq->retry_after = RETRY_FULL;
-		break;
-	case EX_NOPERM:
-		set_answer(rq, 500, "%s\n", e->msg);
-		break;
-	default:
-		set_answer(rq, 500, "%s\n", e->msg);
-		rq->retry_after = RETRY_FULL;
-	}
+	int retry, status = err_status(e, &retry);
+	set_answer(rq, status, "%s\n", e->msg);
+	if (retry)
+		rq->retry_after = retry;
 }
 
 /* ---- tokens ---- */
@@ -294,6 +321,9 @@ queue_get(struct receiver *rx, const char *name, int flags, struct spool_err *e)
 }
 
 /* ---- requests ---- */
+
+static void batch_body(struct req *rq, const char *p, size_t n);
+static enum MHD_Result batch_done(struct req *rq);
 
 /* Keep the path as it came: percent-encoding never reaches a file name
  * (a '%' makes a name invalid, so %2F or %2E%2E are refused, not decoded). */
@@ -428,12 +458,12 @@ begin(struct server *s, struct MHD_Connection *conn, const char *url, const char
 	const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
 	long long len = cl ? strtoll(cl, NULL, 10) : -1;
 	/* a message file is its header block (at most 256 KiB) and its body */
-	if (len > spool_queue_config(rq->q)->max_size + (put ? 262144 : 0)) {
+	if (mp != 2 && len > spool_queue_config(rq->q)->max_size + (put ? 262144 : 0)) {
 		set_answer(rq, 413, "%lld bytes: over the size limit of queue %s (max-size %lld bytes)\n",
 		           len, queue, (long long)spool_queue_config(rq->q)->max_size);
 		return send_answer(rq);
 	}
-	if (put) {
+	if (put && mp != 2) {
 		char held[128];
 		wanted_digest((rq->conn = conn, rq));
 		if (spool_received(rq->q, id, held, sizeof held)) {
@@ -449,7 +479,14 @@ begin(struct server *s, struct MHD_Connection *conn, const char *url, const char
 		return send_answer(rq);
 	}
 	rq->put = put;
-	if (put) {
+	if (mp == 2) {
+		const char *from = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Mq-Relay");
+		if (from && relay_name_ok(from))
+			snprintf(rq->from, sizeof rq->from, "%s", from);
+		rq->batch = true;
+		if (!(rq->md = EVP_MD_CTX_new()))
+			return MHD_NO;
+	} else if (put) {
 		const char *from = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Mq-Relay");
 		if (from && !relay_name_ok(from))
 			from = NULL; /* not a relay name: the file's own Hop lines still count */
@@ -474,6 +511,201 @@ begin(struct server *s, struct MHD_Connection *conn, const char *url, const char
 	}
 	rq->state = REQ_BODY;
 	return MHD_YES; /* libmicrohttpd sends 100 Continue if it was asked for */
+}
+
+/* ---- POST /v1/queues/Q/batch ---- */
+
+static void
+item_answer(struct item *it, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void
+item_answer(struct item *it, int status, const char *fmt, ...)
+{
+	va_list ap;
+	free(it->text);
+	va_start(ap, fmt);
+	if (vasprintf(&it->text, fmt, ap) < 0)
+		it->text = NULL;
+	va_end(ap);
+	for (char *c = it->text; c && *c; c++) /* one line each */
+		if (*c == '\n' || *c == '\r')
+			*c = ' ';
+	it->status = status;
+}
+
+static void
+item_err(struct req *rq, struct item *it, const struct spool_err *e)
+{
+	int retry, status = err_status(e, &retry);
+	item_answer(it, status, "%s", e->msg);
+	if (retry)
+		rq->retry_after = retry;
+	spool_import_free(it->im);
+	it->im = NULL;
+}
+
+/* The answer of a batch whose frames all have theirs: a line each. */
+static void
+batch_text(struct req *rq)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *o = open_memstream(&buf, &len);
+	for (size_t i = 0; o && i < rq->nitems; i++)
+		fprintf(o, "%d %s %s\n", rq->items[i].status, rq->items[i].id,
+		        rq->items[i].text ? rq->items[i].text : "");
+	if (!o || fclose(o) != 0) {
+		free(buf);
+		set_answer(rq, 500, "out of memory\n");
+		return;
+	}
+	free(rq->body);
+	rq->body = buf;
+	rq->status = 200;
+	rq->type = "text/plain; charset=utf-8";
+}
+
+static void
+frame_end(struct req *rq)
+{
+	struct item *it = &rq->items[rq->nitems - 1];
+	struct spool_err e = {0};
+	char got[128];
+	rq->in_frame = false;
+	rq->headlen = 0;
+	if (rq->skip)
+		return;
+	digest_of(rq, got, sizeof got);
+	if (it->want[0] && strcmp(it->want, got) != 0) {
+		item_answer(it, 400, "digest mismatch: the frame says %s, the file is %s", it->want, got);
+		spool_import_free(it->im);
+		it->im = NULL;
+	} else if (spool_import_end(it->im, got, &e) != 0) {
+		item_err(rq, it, &e);
+	} else {
+		rq->npend++;
+	}
+}
+
+/* A frame's head line is in rq->head: what a PUT's headers decide. */
+static void
+frame_begin(struct req *rq)
+{
+	struct receiver *rx = rq->s->rx;
+	struct spool_err e = {0};
+	char id[40], held[128];
+	long long size;
+	if (rq->nitems == rq->capitems) {
+		size_t cap = rq->capitems ? rq->capitems * 2 : 64;
+		struct item *v = realloc(rq->items, cap * sizeof *v);
+		if (!v) {
+			set_answer(rq, 500, "out of memory\n");
+			rq->state = REQ_DISCARD;
+			return;
+		}
+		rq->items = v, rq->capitems = cap;
+	}
+	struct item *it = &rq->items[rq->nitems++];
+	memset(it, 0, sizeof *it);
+	rq->head[rq->headlen] = '\0';
+	if (batch_head(rq->head, rq->headlen, id, sizeof id, &size, it->want, sizeof it->want) != 0) {
+		set_answer(rq, 400, "batch frame %zu: not 'ID SIZE [sha-256=:B64:]': '%s'\n", rq->nitems,
+		           spool_printable(rq->head));
+		rq->state = REQ_DISCARD;
+		return;
+	}
+	snprintf(it->id, sizeof it->id, "%s", spool_printable(id));
+	const struct spool_config *cfg = spool_queue_config(rq->q);
+	rq->in_frame = true;
+	rq->left = size;
+	rq->skip = true;
+	if (!spool_id_ok(id)) {
+		item_answer(it, 400, "bad message id");
+	} else if (rq->nitems > BATCH_MAX) {
+		item_answer(it, 429, "over %d messages in one batch: send it again", BATCH_MAX);
+		rq->retry_after = 1;
+	} else if (size > cfg->max_size + 262144) {
+		item_answer(it, 413, "%lld bytes: over the size limit of queue %s (max-size %lld bytes)",
+		            size, spool_queue_name(rq->q), (long long)cfg->max_size);
+	} else if (spool_received(rq->q, id, held, sizeof held)) {
+		if (it->want[0] && held[0] && strcmp(it->want, held) != 0)
+			item_answer(it, 409, "held already with another body (%s)", held);
+		else
+			item_answer(it, 200, "held already");
+	} else if (!(it->im = spool_import_new(rq->q, id, rx->r->name, rq->from, &e))) {
+		item_err(rq, it, &e);
+	} else if (!EVP_DigestInit_ex(rq->md, EVP_sha256(), NULL)) {
+		spool_fail(&e, EX_OSERR, "out of memory");
+		item_err(rq, it, &e);
+	} else {
+		rq->skip = false;
+	}
+	if (rq->left == 0)
+		frame_end(rq);
+}
+
+static void
+batch_body(struct req *rq, const char *p, size_t n)
+{
+	while (n && rq->state == REQ_BODY) {
+		if (!rq->in_frame) {
+			const char *nl = memchr(p, '\n', n);
+			size_t k = nl ? (size_t)(nl - p) : n;
+			if (rq->headlen + k >= sizeof rq->head) {
+				set_answer(rq, 400, "batch frame %zu: a head line over %zu bytes\n", rq->nitems + 1,
+				           sizeof rq->head - 1);
+				rq->state = REQ_DISCARD;
+				return;
+			}
+			memcpy(rq->head + rq->headlen, p, k);
+			rq->headlen += k;
+			p += k, n -= k;
+			if (nl) {
+				p++, n--;
+				frame_begin(rq);
+			}
+			continue;
+		}
+		struct item *it = &rq->items[rq->nitems - 1];
+		size_t k = (long long)n < rq->left ? n : (size_t)rq->left;
+		if (!rq->skip) {
+			struct spool_err e = {0};
+			EVP_DigestUpdate(rq->md, p, k);
+			if (spool_import_write(it->im, p, k, &e) != 0) {
+				item_err(rq, it, &e);
+				rq->skip = true;
+			}
+		}
+		p += k, n -= k;
+		rq->left -= (long long)k;
+		if (rq->left == 0)
+			frame_end(rq);
+	}
+}
+
+static enum MHD_Result
+batch_done(struct req *rq)
+{
+	struct receiver *rx = rq->s->rx;
+	if (rq->in_frame || rq->headlen) {
+		set_answer(rq, 400, "the batch ends inside frame %zu\n", rq->nitems + !rq->in_frame);
+		return send_answer(rq);
+	}
+	if (rq->nitems == 0) {
+		set_answer(rq, 400, "no frames in the batch\n");
+		return send_answer(rq);
+	}
+	if (!rq->npend) {
+		batch_text(rq);
+		return send_answer(rq);
+	}
+	rq->state = REQ_PENDING;
+	rq->next = rx->pending;
+	rx->pending = rq;
+	rx->npending += rq->npend;
+	MHD_suspend_connection(rq->conn);
+	loop_timer_earlier(rx->r->loop, &rx->commit, 1);
+	return MHD_YES;
 }
 
 /* POST ?split=lines: each line (with its newline) is a message. */
@@ -505,6 +737,10 @@ body(struct req *rq, const char *p, size_t n)
 {
 	struct spool_err e = {0};
 	int rc;
+	if (rq->batch) {
+		batch_body(rq, p, n);
+		return;
+	}
 	if (rq->put) {
 		EVP_DigestUpdate(rq->md, p, n);
 		rc = spool_import_write(rq->im, p, n, &e);
@@ -527,6 +763,8 @@ body_done(struct req *rq)
 {
 	struct spool_err e = {0};
 	struct receiver *rx = rq->s->rx;
+	if (rq->batch)
+		return batch_done(rq);
 	if (rq->put) {
 		char got[128];
 		digest_of(rq, got, sizeof got);
@@ -616,6 +854,11 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (!rq)
 		return;
 	spool_import_free(rq->im);
+	for (size_t i = 0; i < rq->nitems; i++) {
+		spool_import_free(rq->items[i].im);
+		free(rq->items[i].text);
+	}
+	free(rq->items);
 	spool_batch_free(rq->b);
 	if (rq->md)
 		EVP_MD_CTX_free(rq->md);
@@ -677,6 +920,29 @@ answer_commit(struct receiver *rx)
 	for (struct req *rq = rx->syncing, *next; rq; rq = next) {
 		next = rq->next;
 		struct spool_err e = {0};
+		if (rq->batch) {
+			for (size_t i = 0; i < rq->nitems; i++) {
+				struct item *it = &rq->items[i];
+				if (!it->im || it->status)
+					continue;
+				int res = v ? spool_import_result(it->im, &e) : -1;
+				if (!v)
+					spool_fail(&e, EX_OSERR, "out of memory");
+				if (res > 0) {
+					r->n.received++;
+					item_answer(it, 201, "stored");
+				} else if (res == 0) {
+					item_answer(it, 200, "held already");
+				} else {
+					logmsg(LOG_ERR, "%s: receive %s: %s", spool_queue_name(rq->q), it->id, e.msg);
+					item_err(rq, it, &e);
+				}
+			}
+			batch_text(rq);
+			rq->next = NULL;
+			MHD_resume_connection(rq->conn);
+			continue;
+		}
 		int res = v ? spool_import_result(rq->im, &e) : -1;
 		if (!v)
 			spool_fail(&e, EX_OSERR, "out of memory");
@@ -716,8 +982,15 @@ start_commit(struct receiver *rx)
 	rx->syncing = rx->pending;
 	rx->sn = 0;
 	if ((rx->sv = calloc(rx->npending, sizeof *rx->sv))) /* NOLINT(bugprone-sizeof-expression): of pointers */
-		for (struct req *rq = rx->pending; rq; rq = rq->next)
-			rx->sv[rx->sn++] = rq->im;
+		for (struct req *rq = rx->pending; rq; rq = rq->next) {
+			if (!rq->batch) {
+				rx->sv[rx->sn++] = rq->im;
+				continue;
+			}
+			for (size_t i = rq->nitems; i-- > 0;) /* reversed below, as the list is */
+				if (rq->items[i].im && !rq->items[i].status)
+					rx->sv[rx->sn++] = rq->items[i].im;
+		}
 	rx->pending = NULL;
 	rx->npending = 0;
 	/* the list is newest first: commit in arrival order */

@@ -6,7 +6,8 @@
 # message file with its own id (201 once it is in new/ with our Hop line,
 # 200 for a retry, Content-Digest checked, 409 for the same id with another
 # body, once only when two uploads of it race), POST of new messages (one,
-# or one a line), HEAD, health, stats and metrics; and what it must refuse
+# or one a line), POST of a batch of message files (a status line for each
+# frame), HEAD, health, stats and metrics; and what it must refuse
 # without storing anything: tokens (401/403; a token file or key others can
 # read is exit 78; SIGHUP rereads them), bad names and ids (never a file
 # outside the spool), bad header blocks, an upload cut off or stalled,
@@ -885,4 +886,147 @@ teardown() {
 	put q "$id" "$T/n" -H "Content-Digest: $(content_digest "$T/n")"
 	[ "$CODE" = 409 ]
 	[ "$(count q new)" -eq 0 ]
+}
+
+# ---- POST /v1/queues/Q/batch (PROTOCOL.md 4a) ----
+
+# frame ID FILE [DIGEST]: a batch frame of FILE as message ID on stdout,
+# with DIGEST (default: FILE's own; "-" none) as its third word.
+frame() {
+	local d=${3:-$(content_digest "$2")}
+	if [ "$d" = - ]; then
+		printf '%s %s\n' "$1" "$(stat -c %s "$2")"
+	else
+		printf '%s %s %s\n' "$1" "$(stat -c %s "$2")" "$d"
+	fi
+	cat "$2"
+}
+
+# post_batch Q FILE [CURL-ARG...]: POST FILE as a batch to queue Q.
+post_batch() {
+	local q=$1 f=$2
+	shift 2
+	req POST "$RELAY_URL/v1/queues/$q/batch" --data-binary @"$f" \
+		-H 'Content-Type: application/vnd.spoolmq.batch' "$@"
+}
+
+@test "receive: POST /batch stores each frame under its id with our Hop line, a line per frame; sent again, each is held already" {
+	start_receiver
+	local i ids=() f
+	for i in 1 2 3; do
+		ids+=("$(new_id)")
+		message "${ids[-1]}" "body $i"$'\n' >"$T/m$i"
+	done
+	{ frame "${ids[0]}" "$T/m1"; frame "${ids[1]}" "$T/m2" -; frame "${ids[2]}" "$T/m3"; } >"$T/batch"
+	post_batch q "$T/batch"
+	[ "$CODE" = 200 ]
+	[ "$BODY" = "$(printf '201 %s stored\n' "${ids[@]}")" ]
+	[ "$(count q new)" -eq 3 ]
+	[ "$(count q tmp)" -eq 0 ]
+	for i in 1 2 3; do
+		f=$(files q new | grep "\.${ids[i - 1]}\.")
+		body_of "$f" | cmp - <(echo "body $i")
+		[ "$(header_of "$f" Hop)" = "$(uname -n):$MQ_SPOOL" ]
+	done
+	# each marker holds the digest of its own file, as for a PUT
+	put q "${ids[1]}" "$T/m2" -H "Content-Digest: $(content_digest "$T/m2")"
+	[ "$CODE" = 200 ]
+	post_batch q "$T/batch"
+	[ "$CODE" = 200 ]
+	[ "$BODY" = "$(printf '200 %s held already\n' "${ids[@]}")" ]
+	[ "$(count q new)" -eq 3 ]
+	# and a consumer gets them in the order of the frames
+	run -0 mq-recv -n 0 q
+	[ "$output" = "$(printf 'body %s\n' 1 2 3)" ]
+}
+
+@test "receive: a batch's frames are answered each as a PUT would be: bad id, wrong Id, digest, held with another body" {
+	start_receiver
+	local good held other bad="0123456789ABCDEFGHIJKLMNOU"
+	good=$(new_id)
+	held=$(new_id)
+	other=$(new_id)
+	message "$good" $'good\n' >"$T/good"
+	message "$held" $'first\n' >"$T/held"
+	message "$held" $'second\n' >"$T/held2"
+	message "$(new_id)" $'x\n' >"$T/wrong-id"
+	message "$other" $'x\n' >"$T/other"
+	put q "$held" "$T/held" -H "Content-Digest: $(content_digest "$T/held")"
+	[ "$CODE" = 201 ]
+	{
+		frame "$bad" "$T/good"
+		frame "$other" "$T/wrong-id"
+		frame "$other" "$T/other" "$(content_digest "$T/good")"
+		frame "$held" "$T/held2"
+		frame "$good" "$T/good"
+	} >"$T/batch"
+	post_batch q "$T/batch"
+	[ "$CODE" = 200 ]
+	[ "${#BODY}" -gt 0 ]
+	mapfile -t lines <<<"$BODY"
+	[ "${#lines[@]}" -eq 5 ]
+	[[ ${lines[0]} == "400 $bad bad message id" ]]
+	[[ ${lines[1]} == "400 $other "* ]]
+	[[ ${lines[2]} == "400 $other digest mismatch: "* ]]
+	[[ ${lines[3]} == "409 $held held already with another body "* ]]
+	[ "${lines[4]}" = "201 $good stored" ]
+	# only the good one is stored, the held one untouched, tmp/ empty
+	[ "$(count q new)" -eq 2 ]
+	wait_for 5 count_is 0 q tmp
+	head_is 404 q "$other"
+	run -0 mq-recv -n 0 q
+	[ "$output" = "$(printf 'first\ngood\n')" ]
+}
+
+@test "receive: a batch that is not frames is 400 and stores none of them: a bad head line, cut inside a frame, empty" {
+	start_receiver
+	local a b
+	a=$(new_id)
+	b=$(new_id)
+	message "$a" $'a\n' >"$T/a"
+	message "$b" $'b\n' >"$T/b"
+	{ frame "$a" "$T/a"; echo "$b not-a-size"; cat "$T/b"; } >"$T/bad-head"
+	post_batch q "$T/bad-head"
+	[ "$CODE" = 400 ]
+	[[ $BODY == "batch frame 2: not 'ID SIZE [sha-256=:B64:]'"* ]]
+	{ frame "$a" "$T/a"; frame "$b" "$T/b"; } | head -c -3 >"$T/cut"
+	post_batch q "$T/cut"
+	[ "$CODE" = 400 ]
+	[ "$BODY" = "the batch ends inside frame 2" ]
+	: >"$T/empty"
+	post_batch q "$T/empty"
+	[ "$CODE" = 400 ]
+	[ "$BODY" = "no frames in the batch" ]
+	{ frame "$a" "$T/a"; printf '%0300d\n' 0; } >"$T/long"
+	post_batch q "$T/long"
+	[ "$CODE" = 400 ]
+	[[ $BODY == *"a head line over 191 bytes" ]]
+	stored_nothing q
+	head_is 404 q "$a"
+	# the path takes POST only; a token and the queue's limits apply as to a PUT
+	req PUT "$RELAY_URL/v1/queues/q/batch" -T "$T/a"
+	[ "$CODE" = 405 ]
+	stored_nothing q
+}
+
+@test "receive: a batch to a token-protected queue without a token is 401; over max-size a frame is 413" {
+	printf 'secret q\n' >"$T/tokens"
+	chmod 600 "$T/tokens"
+	start_receiver "	token-file $T/tokens"
+	config q "max-size = 10"
+	local a b
+	a=$(new_id)
+	b=$(new_id)
+	message "$a" $'tiny\n' >"$T/a"
+	message "$b" "$(printf '%040d' 0)"$'\n' >"$T/b"
+	{ frame "$a" "$T/a"; frame "$b" "$T/b"; } >"$T/batch"
+	post_batch q "$T/batch"
+	[ "$CODE" = 401 ]
+	stored_nothing q
+	post_batch q "$T/batch" -H "Authorization: Bearer secret"
+	[ "$CODE" = 200 ]
+	mapfile -t lines <<<"$BODY"
+	[ "${lines[0]}" = "201 $a stored" ]
+	[[ ${lines[1]} == "413 $b "*"size limit"* ]]
+	[ "$(count q new)" -eq 1 ]
 }
