@@ -215,6 +215,8 @@ consumer_option(struct parse *p, struct consumer *c, const char *k, const char *
 				return bad(p, "to: bad queue name '%s'", spool_printable(v));
 			return set_str(p, &c->to, v);
 		}
+		if (strcmp(k, "batch") == 0)
+			return count(p, k, v, 1024, &c->batch);
 		if (strcmp(k, "token-file") == 0)
 			return secret_file(p, k, v) ? -1 : set_str(p, &c->token_file, v);
 		if (strcmp(k, "tls-ca") == 0)
@@ -351,6 +353,7 @@ new_consumer(struct parse *p, enum consumer_kind kind, char *v)
 	/* a forward: transfers in flight share the peer's group commits, so its
 	 * rate is about concurrency / commit time (bench/RESULTS.md) */
 	c->concurrency = kind == CONSUME_EXEC ? 1 : 128;
+	c->batch = 64; /* a forward: up to 64 messages a request (forward.c) */
 	c->timeout = 60 * 60 * 1000;
 	if (kind == CONSUME_EXEC) {
 		c->cmd = strdup(rest);

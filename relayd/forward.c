@@ -15,6 +15,12 @@
  * other 5xx count an attempt; other 4xx (and 508, a loop) bury the message
  * with the status and the answer's first line.  401 and 403 pause the
  * forward (loudly) rather than bury everything.
+ *
+ * What one dispatch claims together (a backlog) goes together: up to
+ * `batch` small messages in one POST /v1/queues/Q/batch (PROTOCOL.md 4a),
+ * whose answer has a status for each, settled as a PUT's answer would be.
+ * One message alone, a large one, or a peer that answers the batch path
+ * with 404 or 405 (one that predates it): a PUT each, as before.
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -37,6 +43,8 @@
 #define PAUSE_FOR (60 * 1000) /* 401/403: try again after this long, or on SIGHUP */
 #define CONNECT_TIMEOUT 10000
 #define LAT_NB 12
+#define BATCH_BYTES (1 << 20) /* a batch's body at most about this */
+#define ANSWER_MAX (1 << 20)  /* of a batch's answer, what is kept */
 
 /* upper bounds (seconds) of the send-to-forward latency histogram */
 static const double lat_le[LAT_NB] = {0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60, 600, 3600};
@@ -55,18 +63,25 @@ struct fwd {
 	long credit;            /* acks since the width last grew */
 	long low_width;         /* the lowest width logged */
 	bool paused;            /* 401/403 */
+	bool no_batch;          /* the peer answered a batch with 404 or 405: PUT each */
+	struct batch *open;     /* being gathered by this dispatch */
 	char last_error[256];
 	long long by_status[6]; /* answers by class (0: no answer) */
 	long long forwarded, retried, dead, inflight_peak;
+	long long batches;      /* batch requests sent */
 	long long lat[LAT_NB + 1];
 	double lat_sum;
 };
+
+struct batch;
 
 struct xfer {
 	struct work w;          /* first: the daemon's list of deliveries */
 	struct relayd *r;
 	spool_msg *m;
-	CURL *h;
+	CURL *h;                /* its own transfer; NULL in a batch */
+	struct batch *b;        /* the batch it goes in, or NULL */
+	long status;            /* in a batch: the status of its line (0: none) */
 	int fd;                 /* the message's own (spool_msg_file): not ours to close */
 	off_t size, off;
 	const char *body;       /* the whole file, when it is small (BODY_INLINE) */
@@ -82,7 +97,22 @@ struct xfer {
 	                         * flight when the peer last failed does not lengthen the rest */
 };
 
+/* Messages sent in one request: its transfer's private pointer is v[0]. */
+struct batch {
+	CURL *h;
+	struct xfer **v;
+	size_t n, cap;
+	char *body;
+	size_t len, room;
+	struct curl_slist *hdrs;
+	char *resp;             /* the answer, up to ANSWER_MAX */
+	size_t resplen, resproom;
+	long retry_after;
+	char errbuf[CURL_ERROR_SIZE];
+};
+
 static struct fwd_multi *multi_get(struct relayd *r);
+static void batch_finish(struct batch *b, CURLcode res);
 
 /* ---- curl's side of the loop ---- */
 
@@ -283,7 +313,7 @@ xfer_free(struct xfer *x)
 	free(x);
 }
 
-static void settle(struct xfer *x, CURLcode res);
+static void settle(struct xfer *x, CURLcode res, long status);
 
 static void
 on_tick(void *arg)
@@ -291,9 +321,13 @@ on_tick(void *arg)
 	struct xfer *x = arg;
 	struct spool_err e = {0};
 	if (x->sock_err) { /* sock_failed: no answer, the message goes back uncounted */
-		snprintf(x->errbuf, sizeof x->errbuf, "cannot watch the connection: %s",
-		         strerror(x->sock_err));
-		settle(x, CURLE_SEND_ERROR);
+		char *eb = x->b ? x->b->errbuf : x->errbuf;
+		snprintf(eb, CURL_ERROR_SIZE, "cannot watch the connection: %s", strerror(x->sock_err));
+		if (x->b) {
+			batch_finish(x->b, CURLE_SEND_ERROR);
+			return;
+		}
+		settle(x, CURLE_SEND_ERROR, 0);
 		xfer_free(x);
 		return;
 	}
@@ -326,17 +360,16 @@ latency(struct fwd *f, const char *id)
 	f->lat_sum += s < 0 ? 0 : s;
 }
 
+/* The answer (res; status, x->resp, x->retry_after, x->errbuf) settles x. */
 static void
-settle(struct xfer *x, CURLcode res)
+settle(struct xfer *x, CURLcode res, long status)
 {
 	struct relayd *r = x->r;
 	struct consumer *c = x->w.c;
 	struct fwd *f = c->fwd;
 	struct spool_err e = {0};
-	long status = 0;
 	char id[32], why[300], st[32];
 	snprintf(id, sizeof id, "%s", spool_msg_id(x->m));
-	curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &status);
 	x->resp[strcspn(x->resp, "\r\n")] = '\0';
 	const struct spool_config *cfg = spool_queue_config(x->w.q);
 	int64_t floor = x->retry_after * 1000;
@@ -377,7 +410,7 @@ settle(struct xfer *x, CURLcode res)
 			v.status = st;
 		}
 	}
-	if (peer_down && x->epoch == f->epoch && c->running > 1 &&
+	if (peer_down && x->epoch == f->epoch && c->running > (long)(x->b ? x->b->n : 1) &&
 	    (res == CURLE_RECV_ERROR || res == CURLE_GOT_NOTHING || res == CURLE_SEND_ERROR)) {
 		/* a connection taken and then closed unanswered, with others in
 		 * flight: most likely turned away by a limit (the peer's
@@ -468,9 +501,15 @@ check_done(struct fwd_multi *fm)
 		if (msg->msg != CURLMSG_DONE)
 			continue;
 		struct xfer *x = NULL;
+		long status = 0;
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
 		CURLcode res = msg->data.result;
-		settle(x, res);
+		if (x->b) {
+			batch_finish(x->b, res);
+			continue;
+		}
+		curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &status);
+		settle(x, res, status);
 		xfer_free(x);
 	}
 }
@@ -502,24 +541,69 @@ unreadable(struct xfer *x, int err, const char *msg)
 	consumer_poke(x->r, c, c->rest_until);
 }
 
-void
-forward_start(struct relayd *r, struct consumer *c, spool_msg *m)
+/* A transfer with what every request to c's peer has; NULL when libcurl
+ * cannot make one.  The caller sets the method, the body and the answer's
+ * callbacks. */
+static CURL *
+easy_new(struct relayd *r, struct consumer *c, const char *url, struct curl_slist **hdrs,
+         const char *type, bool expect)
 {
-	struct fwd_multi *fm = multi_get(r);
 	struct fwd *f = c->fwd;
+	char line[600];
+	CURL *h = curl_easy_init();
+	if (!h)
+		return NULL;
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)CONNECT_TIMEOUT);
+	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L); /* a stalled peer: give up after 60 s */
+	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, 60L);
+	if (c->timeout)
+		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)c->timeout);
+	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h, CURLOPT_USERAGENT, "mq-relayd/" SPOOL_VERSION);
+	if (c->tls_ca)
+		curl_easy_setopt(h, CURLOPT_CAINFO, c->tls_ca);
+	if (c->tls_cert) {
+		curl_easy_setopt(h, CURLOPT_SSLCERT, c->tls_cert);
+		curl_easy_setopt(h, CURLOPT_SSLKEY, c->tls_key);
+	}
+	snprintf(line, sizeof line, "Content-Type: %s", type);
+	struct curl_slist *l = curl_slist_append(NULL, line);
+	if (!expect)
+		l = curl_slist_append(l, "Expect:"); /* small: one round trip, not two */
+	if (f->token) {
+		snprintf(line, sizeof line, "Authorization: Bearer %s", f->token);
+		l = curl_slist_append(l, line);
+	}
+	snprintf(line, sizeof line, "Mq-Relay: %s", r->name); /* the receiver's Hop before its own */
+	l = curl_slist_append(l, line);
+	*hdrs = l;
+	if (!l) {
+		curl_easy_cleanup(h);
+		return NULL;
+	}
+	return h;
+}
+
+/* A message claimed for c, read, its lease ticking; NULL when it could
+ * not be (then settled or given back already). */
+static struct xfer *
+xfer_new(struct relayd *r, struct consumer *c, spool_msg *m)
+{
 	struct spool_err e = {0};
 	struct xfer *x = calloc(1, sizeof *x);
-	char line[600];
-	if (!x || !fm) {
+	if (!x || !multi_get(r)) {
 		free(x);
 		spool_release(m, &e);
 		spool_msg_free(m);
 		c->rest_until = spool_now() + ERROR_BACKOFF;
-		return;
+		return NULL;
 	}
 	x->r = r;
 	x->m = m;
-	x->epoch = f->epoch;
+	x->epoch = c->fwd->epoch;
 	/* the file as the claim read it: one open and one read a message,
 	 * shared with the ack (which reads the header block for Order-Key) */
 	x->size = spool_msg_file(m, &x->body, &x->fd, &e);
@@ -528,16 +612,37 @@ forward_start(struct relayd *r, struct consumer *c, spool_msg *m)
 	if (x->size < 0 || (!x->body && x->size <= BODY_INLINE && read_whole(x) != 0)) {
 		unreadable(x, errno, e.msg);
 		xfer_free(x);
-		return;
+		return NULL;
 	}
-	if (!(x->h = curl_easy_init())) {
-		spool_release(m, &e);
-		xfer_free(x);
-		c->rest_until = spool_now() + ERROR_BACKOFF;
-		return;
-	}
+	loop_timer_set(r->loop, &x->tick, spool_msg_next_tick(m));
+	return x;
+}
+
+/* x could not be sent: back to the queue, uncounted, and the forward rests. */
+static void
+give_back(struct xfer *x)
+{
+	struct consumer *c = x->w.c;
+	struct spool_err e = {0};
+	spool_release(x->m, &e);
+	xfer_free(x);
+	c->rest_until = spool_now() + ERROR_BACKOFF;
+}
+
+/* x by a PUT of its own. */
+static void
+xfer_send(struct xfer *x)
+{
+	struct relayd *r = x->r;
+	struct consumer *c = x->w.c;
+	struct fwd *f = c->fwd;
+	spool_msg *m = x->m;
+	char line[600];
 	snprintf(line, sizeof line, "%s/v1/queues/%s/messages/%s", c->url, c->to, spool_msg_id(m));
-	curl_easy_setopt(x->h, CURLOPT_URL, line);
+	if (!(x->h = easy_new(r, c, line, &x->hdrs, "application/vnd.spoolmq.message", x->size >= EXPECT_MIN))) {
+		give_back(x);
+		return;
+	}
 	if (x->body) {
 		/* in the same send as the request head (libcurl does that for
 		 * bodies under 64 KiB given this way): one write and one segment
@@ -557,47 +662,286 @@ forward_start(struct relayd *r, struct consumer *c, spool_msg *m)
 	curl_easy_setopt(x->h, CURLOPT_HEADERDATA, x);
 	curl_easy_setopt(x->h, CURLOPT_ERRORBUFFER, x->errbuf);
 	curl_easy_setopt(x->h, CURLOPT_PRIVATE, x);
-	curl_easy_setopt(x->h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(x->h, CURLOPT_CONNECTTIMEOUT_MS, (long)CONNECT_TIMEOUT);
-	curl_easy_setopt(x->h, CURLOPT_LOW_SPEED_LIMIT, 1L); /* a stalled peer: give up after 60 s */
-	curl_easy_setopt(x->h, CURLOPT_LOW_SPEED_TIME, 60L);
-	if (c->timeout)
-		curl_easy_setopt(x->h, CURLOPT_TIMEOUT_MS, (long)c->timeout);
-	curl_easy_setopt(x->h, CURLOPT_TCP_KEEPALIVE, 1L);
-	curl_easy_setopt(x->h, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(x->h, CURLOPT_USERAGENT, "mq-relayd/" SPOOL_VERSION);
-	if (c->tls_ca)
-		curl_easy_setopt(x->h, CURLOPT_CAINFO, c->tls_ca);
-	if (c->tls_cert) {
-		curl_easy_setopt(x->h, CURLOPT_SSLCERT, c->tls_cert);
-		curl_easy_setopt(x->h, CURLOPT_SSLKEY, c->tls_key);
+	if (x->size <= DIGEST_MAX && digest_file(x->fd, x->size, x->body, line, sizeof line) == 0) {
+		struct curl_slist *h = curl_slist_append(x->hdrs, line);
+		if (h)
+			x->hdrs = h;
 	}
-	struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/vnd.spoolmq.message");
-	if (x->size < EXPECT_MIN)
-		h = curl_slist_append(h, "Expect:"); /* small: one round trip, not two */
-	if (f->token) {
-		snprintf(line, sizeof line, "Authorization: Bearer %s", f->token);
-		h = curl_slist_append(h, line);
-	}
-	snprintf(line, sizeof line, "Mq-Relay: %s", r->name); /* the receiver's Hop before its own */
-	h = curl_slist_append(h, line);
-	if (x->size <= DIGEST_MAX && digest_file(x->fd, x->size, x->body, line, sizeof line) == 0)
-		h = curl_slist_append(h, line);
-	x->hdrs = h;
-	curl_easy_setopt(x->h, CURLOPT_HTTPHEADER, h);
-	if (!h || curl_multi_add_handle(fm->multi, x->h) != CURLM_OK) {
+	curl_easy_setopt(x->h, CURLOPT_HTTPHEADER, x->hdrs);
+	if (curl_multi_add_handle(r->fm->multi, x->h) != CURLM_OK) {
 		curl_easy_cleanup(x->h);
 		x->h = NULL;
-		spool_release(m, &e);
-		xfer_free(x);
-		c->rest_until = spool_now() + ERROR_BACKOFF;
+		give_back(x);
 		return;
 	}
-	loop_timer_set(r->loop, &x->tick, spool_msg_next_tick(m));
 	if (c->running > f->inflight_peak)
 		f->inflight_peak = c->running;
 	logmsg(LOG_DEBUG, "%s: %s: forwarding to %s (attempt %u, %lld bytes)", c->queue,
 	       spool_msg_id(m), f->peer, spool_msg_attempt(m), (long long)x->size);
+}
+
+/* ---- batches ---- */
+
+static void
+batch_free(struct relayd *r, struct batch *b)
+{
+	if (b->h) {
+		curl_multi_remove_handle(r->fm->multi, b->h);
+		curl_easy_cleanup(b->h);
+	}
+	curl_slist_free_all(b->hdrs);
+	free(b->body);
+	free(b->resp);
+	free(b->v);
+	free(b);
+}
+
+static int
+batch_grow(struct batch *b, size_t more)
+{
+	if (b->len + more <= b->room)
+		return 0;
+	size_t room = b->room ? b->room : 16384;
+	while (room < b->len + more)
+		room *= 2;
+	char *p = realloc(b->body, room);
+	if (!p)
+		return -1;
+	b->body = p, b->room = room;
+	return 0;
+}
+
+/* x's frame, "ID SIZE DIGEST\n" and the file, onto b's body. */
+static int
+batch_add(struct batch *b, struct xfer *x)
+{
+	char head[200], dig[160];
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 64;
+		struct xfer **v = realloc(b->v, cap * sizeof *v);
+		if (!v)
+			return -1;
+		b->v = v, b->cap = cap;
+	}
+	if (digest_file(x->fd, x->size, x->body, dig, sizeof dig) != 0)
+		return -1;
+	/* "Content-Digest: sha-256=:B64:": the value is the frame's digest */
+	int k = snprintf(head, sizeof head, "%s %lld %s\n", spool_msg_id(x->m), (long long)x->size,
+	                 dig + strlen("Content-Digest: "));
+	if (k < 0 || (size_t)k >= sizeof head || batch_grow(b, (size_t)k + (size_t)x->size) != 0)
+		return -1;
+	memcpy(b->body + b->len, head, (size_t)k);
+	memcpy(b->body + b->len + k, x->body, (size_t)x->size);
+	b->len += (size_t)k + (size_t)x->size;
+	b->v[b->n++] = x;
+	x->b = b;
+	return 0;
+}
+
+static size_t
+keep_batch_answer(char *p, size_t size, size_t n, void *arg)
+{
+	struct batch *b = arg;
+	size_t len = size * n;
+	if (b->resplen + len + 1 > b->resproom && b->resplen + len < ANSWER_MAX) {
+		size_t room = b->resproom ? b->resproom : 4096;
+		while (room < b->resplen + len + 1)
+			room *= 2;
+		char *q = realloc(b->resp, room);
+		if (!q)
+			return len; /* what is kept is answered; the rest goes back */
+		b->resp = q, b->resproom = room;
+	}
+	if (b->resplen + len + 1 <= b->resproom) {
+		memcpy(b->resp + b->resplen, p, len);
+		b->resplen += len;
+		b->resp[b->resplen] = '\0';
+	}
+	return len;
+}
+
+static size_t
+batch_header_line(char *p, size_t size, size_t n, void *arg)
+{
+	struct batch *b = arg;
+	size_t len = size * n;
+	long s = retry_after(p, len);
+	if (s >= 0)
+		b->retry_after = s;
+	return len;
+}
+
+/* Each member by a PUT of its own. */
+static void
+batch_unbundle(struct relayd *r, struct batch *b)
+{
+	struct xfer **v = b->v;
+	size_t n = b->n;
+	b->v = NULL, b->n = 0;
+	batch_free(r, b);
+	for (size_t i = 0; i < n; i++) {
+		v[i]->b = NULL;
+		xfer_send(v[i]);
+	}
+	free(v);
+}
+
+static void
+batch_send(struct relayd *r, struct consumer *c, struct batch *b)
+{
+	struct fwd *f = c->fwd;
+	char url[600];
+	snprintf(url, sizeof url, "%s/v1/queues/%s/batch", c->url, c->to);
+	if (!(b->h = easy_new(r, c, url, &b->hdrs, "application/vnd.spoolmq.batch", false))) {
+		struct xfer **v = b->v;
+		size_t n = b->n;
+		b->v = NULL;
+		batch_free(r, b);
+		for (size_t i = 0; i < n; i++)
+			give_back(v[i]);
+		free(v);
+		return;
+	}
+	curl_easy_setopt(b->h, CURLOPT_POSTFIELDS, b->body);
+	curl_easy_setopt(b->h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)b->len);
+	curl_easy_setopt(b->h, CURLOPT_WRITEFUNCTION, keep_batch_answer);
+	curl_easy_setopt(b->h, CURLOPT_WRITEDATA, b);
+	curl_easy_setopt(b->h, CURLOPT_HEADERFUNCTION, batch_header_line);
+	curl_easy_setopt(b->h, CURLOPT_HEADERDATA, b);
+	curl_easy_setopt(b->h, CURLOPT_ERRORBUFFER, b->errbuf);
+	curl_easy_setopt(b->h, CURLOPT_PRIVATE, b->v[0]);
+	curl_easy_setopt(b->h, CURLOPT_HTTPHEADER, b->hdrs);
+	if (curl_multi_add_handle(r->fm->multi, b->h) != CURLM_OK) {
+		curl_easy_cleanup(b->h);
+		b->h = NULL;
+		struct xfer **v = b->v;
+		size_t n = b->n;
+		b->v = NULL;
+		batch_free(r, b);
+		for (size_t i = 0; i < n; i++)
+			give_back(v[i]);
+		free(v);
+		return;
+	}
+	if (c->running > f->inflight_peak)
+		f->inflight_peak = c->running;
+	f->batches++;
+	logmsg(LOG_DEBUG, "%s: forwarding %zu messages to %s in one batch (%zu bytes)", c->queue, b->n,
+	       f->peer, b->len);
+}
+
+/* b's answer is in: settle each member by its line, or all by the
+ * request's status when it is not 200. */
+static void
+batch_finish(struct batch *b, CURLcode res)
+{
+	struct xfer *x0 = b->v[0];
+	struct relayd *r = x0->r;
+	struct fwd *f = x0->w.c->fwd;
+	long status = 0;
+	if (b->h)
+		curl_easy_getinfo(b->h, CURLINFO_RESPONSE_CODE, &status);
+	if (res == CURLE_OK && (status == 404 || status == 405)) {
+		/* a peer that predates batches (or another program): it takes
+		 * PUTs, so each message goes so, and from now on */
+		if (!f->no_batch)
+			logmsg(LOG_WARNING, "forward %s -> %s: the peer takes no batches (HTTP %ld): a PUT each from now on",
+			       x0->w.c->queue, f->peer, status);
+		f->no_batch = true;
+		batch_unbundle(r, b);
+		return;
+	}
+	size_t next = 0;
+	if (res == CURLE_OK && status == 200 && b->resp) {
+		for (char *p = b->resp, *nl; *p; p = nl ? nl + 1 : p + strlen(p)) {
+			nl = strchr(p, '\n');
+			size_t len = nl ? (size_t)(nl - p) : strlen(p);
+			char id[40];
+			const char *text;
+			size_t tlen;
+			int st = batch_result(p, len, id, sizeof id, &text, &tlen);
+			if (st < 0 || !nl) /* a line cut short is no answer */
+				continue;
+			/* in the order sent, unless the peer says otherwise */
+			size_t i = next < b->n && strcmp(spool_msg_id(b->v[next]->m), id) == 0 ? next : b->n;
+			for (size_t j = 0; i == b->n && j < b->n; j++)
+				if (strcmp(spool_msg_id(b->v[j]->m), id) == 0)
+					i = j;
+			if (i == b->n || b->v[i]->status)
+				continue;
+			struct xfer *x = b->v[i];
+			x->status = st;
+			snprintf(x->resp, sizeof x->resp, "%.*s", (int)(tlen < sizeof x->resp ? tlen : sizeof x->resp - 1), text);
+			x->retry_after = b->retry_after;
+			next = i + 1;
+		}
+	}
+	for (size_t i = 0; i < b->n; i++) {
+		struct xfer *x = b->v[i];
+		snprintf(x->errbuf, sizeof x->errbuf, "%s", b->errbuf);
+		if (res == CURLE_OK && status == 200) {
+			if (x->status) {
+				settle(x, CURLE_OK, x->status);
+			} else { /* no line for it: as no answer */
+				snprintf(x->errbuf, sizeof x->errbuf, "the peer's answer to a batch has no line for it");
+				settle(x, CURLE_WEIRD_SERVER_REPLY, 0);
+			}
+		} else {
+			const char *a = b->resp ? b->resp : "";
+			snprintf(x->resp, sizeof x->resp, "%.*s", (int)strcspn(a, "\r\n"), a);
+			x->retry_after = b->retry_after;
+			settle(x, res, status);
+		}
+	}
+	struct xfer **v = b->v;
+	size_t n = b->n;
+	b->v = NULL;
+	batch_free(r, b);
+	for (size_t i = 0; i < n; i++)
+		xfer_free(v[i]);
+	free(v);
+}
+
+void
+forward_start(struct relayd *r, struct consumer *c, spool_msg *m)
+{
+	struct fwd *f = c->fwd;
+	struct xfer *x = xfer_new(r, c, m);
+	if (!x)
+		return;
+	if (c->batch < 2 || f->no_batch || !x->body || x->size > BODY_INLINE) {
+		xfer_send(x);
+		return;
+	}
+	if (!f->open && !(f->open = calloc(1, sizeof *f->open))) {
+		xfer_send(x);
+		return;
+	}
+	if (batch_add(f->open, x) != 0) {
+		xfer_send(x);
+		return;
+	}
+	if ((long)f->open->n >= c->batch || f->open->len >= BATCH_BYTES) {
+		struct batch *b = f->open;
+		f->open = NULL;
+		batch_send(r, c, b);
+	}
+}
+
+void
+forward_flush(struct relayd *r, struct consumer *c)
+{
+	struct fwd *f = c->fwd;
+	struct batch *b = f ? f->open : NULL;
+	if (!b)
+		return;
+	f->open = NULL;
+	if (b->n == 1) /* one alone: a PUT, as it always was */
+		batch_unbundle(r, b);
+	else if (b->n)
+		batch_send(r, c, b);
+	else
+		batch_free(r, b);
 }
 
 /* ---- set-up, reload, shutdown ---- */
@@ -609,7 +953,17 @@ on_stop(void *arg)
 	struct relayd *r = fm->r;
 	struct spool_err e = {0};
 	/* stop-timeout: what is still in flight goes back, uncounted (a peer
-	 * that did store it answers 200 to the retry) */
+	 * that did store it answers 200 to the retry); a batch's transfer
+	 * first, leaving its members to the loop below */
+	for (struct work *w = r->work; w; w = w->next) {
+		struct xfer *x = (struct xfer *)w;
+		if (w->c->kind != CONSUME_FORWARD || !x->b)
+			continue;
+		struct batch *b = x->b;
+		for (size_t i = 0; i < b->n; i++)
+			b->v[i]->b = NULL;
+		batch_free(r, b);
+	}
 	for (struct work *w = r->work, *next; w; w = next) {
 		next = w->next;
 		if (w->c->kind != CONSUME_FORWARD)
@@ -700,6 +1054,7 @@ forward_adopt(struct relayd *r, struct consumer *from, struct consumer *to)
 	n->lat_sum = o->lat_sum;
 	n->forwarded = o->forwarded, n->retried = o->retried, n->dead = o->dead;
 	n->inflight_peak = o->inflight_peak;
+	n->batches = o->batches;
 }
 
 void
@@ -745,11 +1100,12 @@ forward_state_json(const struct consumer *c)
 {
 	const struct fwd *f = c->fwd;
 	const char *state = f->paused ? "paused" : f->fails ? "retrying" : c->running ? "sending" : "idle";
-	return json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:s?, s:I, s:I, s:I}", "queue", c->queue, "peer",
+	return json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:s?, s:I, s:I, s:I, s:I}", "queue", c->queue, "peer",
 	                 f->peer, "to", c->to, "state", state, "in_flight", (json_int_t)c->running,
 	                 "failures_in_a_row", (json_int_t)f->fails, "width", (json_int_t)consumer_width(c), "last_error",
 	                 f->last_error[0] ? f->last_error : NULL, "forwarded", (json_int_t)f->forwarded,
-	                 "retried", (json_int_t)f->retried, "dead_lettered", (json_int_t)f->dead);
+	                 "retried", (json_int_t)f->retried, "dead_lettered", (json_int_t)f->dead, "batches",
+	                 (json_int_t)f->batches);
 }
 
 void
@@ -757,7 +1113,8 @@ forward_metrics(struct relayd *r, void *out)
 {
 	FILE *o = out;
 	static const char *cls[6] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
-	fputs("# HELP spoolmq_forward_requests_total Requests to each peer by answer class (none: no answer).\n"
+	fputs("# HELP spoolmq_forward_requests_total Messages sent to each peer, by the class of the answer "
+	      "that settled each (none: no answer; a batch's lines count one each).\n"
 	      "# TYPE spoolmq_forward_requests_total counter\n", o);
 	for (struct consumer *c = r->conf.consumers; c; c = c->next)
 		if (c->kind == CONSUME_FORWARD && c->fwd && !c->retired)

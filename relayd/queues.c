@@ -213,17 +213,19 @@ dispatch(struct relayd *r, struct consumer *c, int64_t now)
 			logmsg(LOG_ERR, "%s: %s (resting %d ms)", c->queue, e.msg, ERROR_BACKOFF);
 			c->rest_until = now + ERROR_BACKOFF;
 			spool_queue_rescan(c->q);
-			return;
+			break;
 		}
 		if (rc == 0) {
 			c->next_due = due;
-			return;
+			break;
 		}
 		if (c->kind == CONSUME_EXEC)
 			exec_start(r, c, m);
 		else
 			forward_start(r, c, m);
 	}
+	if (c->kind == CONSUME_FORWARD) /* what was claimed together goes together */
+		forward_flush(r, c);
 }
 
 /* Leases of others (a dead mq-recv, a killed daemon) that expired. */

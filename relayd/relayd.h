@@ -36,6 +36,7 @@ struct consumer {
 	char *url;             /* the peer's base URL, without a trailing slash */
 	char *to;              /* the queue on the peer */
 	char *token_file, *tls_ca, *tls_cert, *tls_key;
+	long batch;            /* messages in one request at most (1: a PUT each) */
 	struct fwd *fwd;       /* forward.c's state of this forward */
 	/* while it runs */
 	spool_queue *q;        /* NULL while the queue is missing */
@@ -169,6 +170,8 @@ long exec_running(const struct relayd *r);
 int forward_init(struct relayd *r, struct consumer *c, struct spool_err *e);
 int forward_check(struct consumer *c, struct spool_err *e); /* -n: its token file */
 void forward_start(struct relayd *r, struct consumer *c, spool_msg *m);
+/* The end of a dispatch: send what forward_start gathered into a batch. */
+void forward_flush(struct relayd *r, struct consumer *c);
 void forward_adopt(struct relayd *r, struct consumer *from, struct consumer *to);
 void forward_free(struct relayd *r, struct consumer *c);
 void forward_stop_all(struct relayd *r);

@@ -5,7 +5,7 @@
 # with its own spool, configuration and log under $BATS_TEST_TMPDIR/NODE/,
 # talking HTTP over 127.0.0.1 (or over a veth pair between two network
 # namespaces).  A `forward` on node A PUTs each message to node B's
-# `listen`er; what is checked is what the spools hold afterwards: every
+# `listen`er, or POSTs a backlog in batches; what is checked is what the spools hold afterwards: every
 # message at B exactly once, A empty, and the failure classes of the
 # forward (peer down: uncounted; 401/403: paused; other 4xx and 508: dead
 # letter with the status as its reason).  Forwards use `backoff 100ms..1s`
@@ -185,6 +185,135 @@ FWD_OPTS=("	backoff 100ms..1s")
 	! nlog_has A 'dead letter|PAUSED'
 }
 
+# ---- 1a. batches (PROTOCOL.md 4a) ----
+
+# answers_2xx PORT: the 2xx answers of the listener on 127.0.0.1:PORT.
+answers_2xx() {
+	curl -sf --max-time 5 "http://127.0.0.1:$1/metrics" |
+		sed -n 's/^spoolmq_http_answers_total{status="2xx"} //p'
+}
+
+@test "relay: a backlog goes in batches: 1000 lines at B once, in a few dozen requests, not a thousand" {
+	local pa pb
+	pick_port pa
+	pick_port pb
+	node_conf B "listen 127.0.0.1:$pb"
+	node_start B
+	node_conf A "listen 127.0.0.1:$pa" "forward q http://127.0.0.1:$pb" "${FWD_OPTS[@]}"
+	seq 1000 | on A mq-send -l -i q >"$T/ids" # a backlog before A starts
+	node_start A
+	wait_for 30 on A queue_empty q
+	received_once B q "$T/ids"
+	fwd_ge "$pa" q forwarded 1000
+	# 64 a batch by default: 16 of them, give or take a short one
+	fwd_ge "$pa" q batches 15
+	[ "$(fwd "$pa" q batches)" -le 40 ]
+	[ "$(answers_2xx "$pb")" -le 40 ]
+	# a message alone still goes by PUT
+	local b
+	b=$(fwd "$pa" q batches)
+	echo alone | on A mq-send -i q >"$T/alone"
+	wait_for 10 on B count_is 1001 q new
+	fwd_is "$pa" q batches "$b"
+	received_once B q <(cat "$T/ids" "$T/alone")
+}
+
+@test "relay: batch 1 sends a PUT for each message: as many answers as messages, no batch" {
+	local pa pb
+	pick_port pa
+	pick_port pb
+	node_conf B "listen 127.0.0.1:$pb"
+	node_start B
+	node_conf A "listen 127.0.0.1:$pa" "forward q http://127.0.0.1:$pb" "${FWD_OPTS[@]}" "	batch 1"
+	seq 200 | on A mq-send -l -i q >"$T/ids"
+	node_start A
+	wait_for 30 on A queue_empty q
+	received_once B q "$T/ids"
+	fwd_is "$pa" q batches 0
+	[ "$(answers_2xx "$pb")" -ge 200 ]
+}
+
+@test "relay: a bad batch option is exit 78 naming it" {
+	node_conf A "forward q http://127.0.0.1:1" "	batch 0"
+	run --separate-stderr -78 timeout 10 mq-relayd -n -c "$T/A/relayd.conf"
+	check_error mq-relayd
+	[[ $stderr == *batch* ]]
+	node_conf A "forward q http://127.0.0.1:1" "	batch 1025"
+	run --separate-stderr -78 timeout 10 mq-relayd -n -c "$T/A/relayd.conf"
+	node_conf A "forward q http://127.0.0.1:1" "	batch 1024"
+	run -0 timeout 10 mq-relayd -n -c "$T/A/relayd.conf"
+}
+
+# A peer as PROTOCOL.md section 15 describes one, that knows PUT only: each
+# file synced into $T/peer/ under its id (201), 200 for an id held, 404 for
+# any other path, /batch among them.
+put_only_peer() {
+	mkdir -p "$T/peer"
+	cat >"$T/peer.py" <<'PY'
+import http.server, os, re, sys
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def answer(self, code, text):
+        b = (text + "\n").encode()
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(b)))
+        self.end_headers()
+        self.wfile.write(b)
+    def do_PUT(self):
+        n = int(self.headers.get("Content-Length", "0"))
+        body = self.rfile.read(n)
+        m = re.fullmatch(r"/v1/queues/q/messages/([0-9A-Z]{26})", self.path)
+        if not m:
+            return self.answer(404, "no such resource")
+        p = os.path.join(sys.argv[2], m.group(1))
+        if os.path.exists(p):
+            return self.answer(200, "held already")
+        with open(p + ".tmp", "wb") as f:
+            f.write(body)
+            os.fsync(f.fileno())
+        os.rename(p + ".tmp", p)
+        self.answer(201, "stored")
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.answer(404, "no such resource")
+    def log_message(self, *a):
+        pass
+class S(http.server.ThreadingHTTPServer):
+    request_queue_size = 512  # a forward opens up to concurrency connections at once
+S(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+PY
+	python3 "$T/peer.py" "$1" "$T/peer" 3>&- &
+	RELAYD_PIDS+=("$!")
+	wait_http "http://127.0.0.1:$1/"
+}
+
+@test "relay: a peer that takes no batches (404 on /batch) is sent a PUT a message: all once, logged once" {
+	local pa pp
+	pick_port pa
+	pick_port pp
+	put_only_peer "$pp"
+	node_conf A "listen 127.0.0.1:$pa" "forward q http://127.0.0.1:$pp" "${FWD_OPTS[@]}"
+	seq 300 | on A mq-send -l -i q >"$T/ids"
+	node_start A
+	wait_for 30 on A queue_empty q
+	ls "$T/peer" | LC_ALL=C sort >"$T/at-peer"
+	each_once "$T/ids" "$T/at-peer"
+	on A count_is 0 q dead
+	[ "$(nlog_count A 'the peer takes no batches \(HTTP 404\): a PUT each from now on')" -eq 1 ]
+	fwd_ge "$pa" q forwarded 300
+	# the batches in flight together when the first answer came (two of 64
+	# in concurrency 128), no more; and it stays so: the next backlog goes
+	# by PUT without asking again
+	local b
+	b=$(fwd "$pa" q batches)
+	[ "$b" -ge 1 ] && [ "$b" -le 2 ]
+	seq 100 | on A mq-send -l -i q >>"$T/ids"
+	wait_for 30 on A queue_empty q
+	ls "$T/peer" | LC_ALL=C sort >"$T/at-peer"
+	each_once "$T/ids" "$T/at-peer"
+	fwd_is "$pa" q batches "$b"
+}
+
 # ---- 2. the receiver is down, then up ----
 
 @test "relay: with the receiver down messages wait on A uncounted, then flow once it starts" {
@@ -338,17 +467,21 @@ FWD_OPTS=("	backoff 100ms..1s")
 
 # ---- 6. a permanent refusal buries ----
 
-@test "relay: a message over B's max-size is buried on A with Dead-Reason HTTP 413; smaller ones pass" {
-	local pb big dead
+# over_max_size [backlog]: three messages to a B of max-size 10, one of
+# them larger; with "backlog" sent before A starts, so they go in one batch.
+over_max_size() {
+	local pa pb big dead
+	pick_port pa
 	pick_port pb
 	node_conf B "listen 127.0.0.1:$pb"
 	on B config q "max-size = 10"
 	node_start B
-	node_conf A "forward q http://127.0.0.1:$pb" "${FWD_OPTS[@]}"
-	node_start A
+	node_conf A "listen 127.0.0.1:$pa" "forward q http://127.0.0.1:$pb" "${FWD_OPTS[@]}"
+	[ "${1:-}" = backlog ] || node_start A
 	echo small-1 | on A mq-send -i q >"$T/ids"
 	big=$(echo this body is longer than ten bytes | on A mq-send -i q)
 	echo small-2 | on A mq-send -i q >>"$T/ids"
+	[ "${1:-}" != backlog ] || node_start A
 	wait_for 20 on A count_is 1 q dead
 	wait_for 20 on B count_is 2 q new
 	wait_for 10 on A count_is 0 q new
@@ -357,6 +490,16 @@ FWD_OPTS=("	backoff 100ms..1s")
 	[[ $(header_of "$dead" Dead-Reason) == "HTTP 413"* ]]
 	[ "$(body_of "$dead")" = "this body is longer than ten bytes" ]
 	received_once B q "$T/ids"
+	# one by one: a PUT each; a backlog: the three in one batch
+	fwd_is "$pa" q batches "$([ "${1:-}" = backlog ] && echo 1 || echo 0)"
+}
+
+@test "relay: a message over B's max-size is buried on A with Dead-Reason HTTP 413; smaller ones pass" {
+	over_max_size
+}
+
+@test "relay: in one batch, each message is settled by its own line: the one over max-size buried (413), the others acked" {
+	over_max_size backlog
 }
 
 # ---- 7. a full receiver: 429, retried uncounted ----
@@ -396,8 +539,9 @@ FWD_OPTS=("	backoff 100ms..1s")
 	node_start B
 	# the default backoff (10s..1h): a rest for each refused connection, as
 	# before, would take minutes over 300 messages (or an hour, counted per
-	# transfer); halving instead takes a second or two
-	node_conf A "listen 127.0.0.1:$pa" "forward q http://127.0.0.1:$pb" "	concurrency 32"
+	# transfer); halving instead takes a second or two.  batch 1: a PUT a
+	# message, so 300 of them are 300 transfers
+	node_conf A "listen 127.0.0.1:$pa" "forward q http://127.0.0.1:$pb" "	concurrency 32" "	batch 1"
 	node_start A
 	seq 300 | on A mq-send -l -i q >"$T/ids"
 	wait_for 20 on B count_is 300 q new
