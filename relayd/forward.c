@@ -107,6 +107,7 @@ struct batch {
 	struct curl_slist *hdrs;
 	char *resp;             /* the answer, up to ANSWER_MAX */
 	size_t resplen, resproom;
+	bool cut;               /* a piece of it was dropped: nothing after it is kept */
 	long retry_after;
 	char errbuf[CURL_ERROR_SIZE];
 };
@@ -743,19 +744,25 @@ keep_batch_answer(char *p, size_t size, size_t n, void *arg)
 {
 	struct batch *b = arg;
 	size_t len = size * n;
+	if (b->cut)
+		return len;
 	if (b->resplen + len + 1 > b->resproom && b->resplen + len < ANSWER_MAX) {
 		size_t room = b->resproom ? b->resproom : 4096;
 		while (room < b->resplen + len + 1)
 			room *= 2;
 		char *q = realloc(b->resp, room);
-		if (!q)
-			return len; /* what is kept is answered; the rest goes back */
+		if (!q) {
+			b->cut = true; /* what is kept is answered; the rest goes back */
+			return len;
+		}
 		b->resp = q, b->resproom = room;
 	}
 	if (b->resplen + len + 1 <= b->resproom) {
 		memcpy(b->resp + b->resplen, p, len);
 		b->resplen += len;
 		b->resp[b->resplen] = '\0';
+	} else {
+		b->cut = true; /* a later piece after a gap would splice two lines */
 	}
 	return len;
 }
@@ -830,6 +837,17 @@ batch_send(struct relayd *r, struct consumer *c, struct batch *b)
 	       f->peer, b->len);
 }
 
+/* Whether a batch's status (not 200) says what a PUT's would about each
+ * of its messages: the peer cannot take messages now (408, 429, 5xx but
+ * 501 and 505), or the token (401, 403).  Anything else is about the
+ * request, not the messages. */
+static bool
+batch_status_applies(long status)
+{
+	return status == 200 || status == 401 || status == 403 || status == 408 || status == 429 ||
+	       (status >= 500 && status <= 599 && status != 501 && status != 505);
+}
+
 /* b's answer is in: settle each member by its line, or all by the
  * request's status when it is not 200. */
 static void
@@ -841,17 +859,7 @@ batch_finish(struct batch *b, CURLcode res)
 	long status = 0;
 	if (b->h)
 		curl_easy_getinfo(b->h, CURLINFO_RESPONSE_CODE, &status);
-	if (res == CURLE_OK && (status == 404 || status == 405)) {
-		/* a peer that predates batches (or another program): it takes
-		 * PUTs, so each message goes so, and from now on */
-		if (!f->no_batch)
-			logmsg(LOG_WARNING, "forward %s -> %s: the peer takes no batches (HTTP %ld): a PUT each from now on",
-			       x0->w.c->queue, f->peer, status);
-		f->no_batch = true;
-		batch_unbundle(r, b);
-		return;
-	}
-	size_t next = 0;
+	size_t next = 0, answered = 0;
 	if (res == CURLE_OK && status == 200 && b->resp) {
 		for (char *p = b->resp, *nl; *p; p = nl ? nl + 1 : p + strlen(p)) {
 			nl = strchr(p, '\n');
@@ -874,7 +882,21 @@ batch_finish(struct batch *b, CURLcode res)
 			snprintf(x->resp, sizeof x->resp, "%.*s", (int)(tlen < sizeof x->resp ? tlen : sizeof x->resp - 1), text);
 			x->retry_after = b->retry_after;
 			next = i + 1;
+			answered++;
 		}
+	}
+	if (res == CURLE_OK && (!batch_status_applies(status) || (status == 200 && !answered))) {
+		/* not an answer about the messages: a peer that predates batches
+		 * (404, 405), a proxy's size limit (413), another program (a 201
+		 * or a 200 without a line for any of them would ack messages
+		 * nobody answered for).  It takes PUTs: each message goes so,
+		 * from now on. */
+		if (!f->no_batch)
+			logmsg(LOG_WARNING, "forward %s -> %s: the peer takes no batches (HTTP %ld%s): a PUT each from now on",
+			       x0->w.c->queue, f->peer, status, status == 200 ? " without a line for any" : "");
+		f->no_batch = true;
+		batch_unbundle(r, b);
+		return;
 	}
 	for (size_t i = 0; i < b->n; i++) {
 		struct xfer *x = b->v[i];
@@ -1055,6 +1077,8 @@ forward_adopt(struct relayd *r, struct consumer *from, struct consumer *to)
 	n->forwarded = o->forwarded, n->retried = o->retried, n->dead = o->dead;
 	n->inflight_peak = o->inflight_peak;
 	n->batches = o->batches;
+	if (strcmp(o->peer, n->peer) == 0) /* the same peer has not learnt batches by a reload */
+		n->no_batch = o->no_batch;
 }
 
 void

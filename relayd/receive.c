@@ -595,6 +595,11 @@ frame_begin(struct req *rq)
 	struct spool_err e = {0};
 	char id[40], held[128];
 	long long size;
+	if (rq->nitems == BATCH_MAX) { /* memory and open files: bounded per request */
+		set_answer(rq, 413, "over %d frames in one batch\n", BATCH_MAX);
+		rq->state = REQ_DISCARD;
+		return;
+	}
 	if (rq->nitems == rq->capitems) {
 		size_t cap = rq->capitems ? rq->capitems * 2 : 64;
 		struct item *v = realloc(rq->items, cap * sizeof *v);
@@ -621,9 +626,6 @@ frame_begin(struct req *rq)
 	rq->skip = true;
 	if (!spool_id_ok(id)) {
 		item_answer(it, 400, "bad message id");
-	} else if (rq->nitems > BATCH_MAX) {
-		item_answer(it, 429, "over %d messages in one batch: send it again", BATCH_MAX);
-		rq->retry_after = 1;
 	} else if (size > cfg->max_size + 262144) {
 		item_answer(it, 413, "%lld bytes: over the size limit of queue %s (max-size %lld bytes)",
 		            size, spool_queue_name(rq->q), (long long)cfg->max_size);

@@ -1009,6 +1009,27 @@ post_batch() {
 	stored_nothing q
 }
 
+@test "receive: a batch of more than 1024 frames is 413 as a whole, none of it stored" {
+	start_receiver
+	python3 - "$T/big" <<'PY'
+import sys
+alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+with open(sys.argv[1], "wb") as out:
+    for i in range(1025):
+        n, tail = i, ""
+        for _ in range(6):
+            tail = alphabet[n % 32] + tail
+            n //= 32
+        mid = "01M8026ZVVR2V8W4T6Y1" + tail
+        f = ("Id: %s\nDate: 2026-12-03T00:00:00.000Z\n\nline %d\n" % (mid, i)).encode()
+        out.write(b"%s %d\n" % (mid.encode(), len(f)) + f)
+PY
+	post_batch q "$T/big"
+	[ "$CODE" = 413 ]
+	[ "$BODY" = "over 1024 frames in one batch" ]
+	stored_nothing q
+}
+
 @test "receive: a batch to a token-protected queue without a token is 401; over max-size a frame is 413" {
 	printf 'secret q\n' >"$T/tokens"
 	chmod 600 "$T/tokens"

@@ -244,9 +244,10 @@ answers_2xx() {
 	run -0 timeout 10 mq-relayd -n -c "$T/A/relayd.conf"
 }
 
-# A peer as PROTOCOL.md section 15 describes one, that knows PUT only: each
-# file synced into $T/peer/ under its id (201), 200 for an id held, 404 for
-# any other path, /batch among them.
+# put_only_peer PORT [CODE]: a peer as PROTOCOL.md section 15 describes one,
+# that knows PUT only: each file synced into $T/peer/ under its id (201),
+# 200 for an id held, 404 for any other path; a POST (/batch among them) is
+# answered CODE (default 404) and stored nowhere.
 put_only_peer() {
 	mkdir -p "$T/peer"
 	cat >"$T/peer.py" <<'PY'
@@ -275,14 +276,14 @@ class H(http.server.BaseHTTPRequestHandler):
         self.answer(201, "stored")
     def do_POST(self):
         self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        self.answer(404, "no such resource")
+        self.answer(int(sys.argv[3]), "not here")
     def log_message(self, *a):
         pass
 class S(http.server.ThreadingHTTPServer):
     request_queue_size = 512  # a forward opens up to concurrency connections at once
 S(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 PY
-	python3 "$T/peer.py" "$1" "$T/peer" 3>&- &
+	python3 "$T/peer.py" "$1" "$T/peer" "${2:-404}" 3>&- &
 	RELAYD_PIDS+=("$!")
 	wait_http "http://127.0.0.1:$1/"
 }
@@ -312,6 +313,25 @@ PY
 	ls "$T/peer" | LC_ALL=C sort >"$T/at-peer"
 	each_once "$T/ids" "$T/at-peer"
 	fwd_is "$pa" q batches "$b"
+}
+
+@test "relay: a batch answered 413 (a proxy's limit) or 201 for the whole body buries nothing and acks nothing unanswered: a PUT each" {
+	local pa pp code
+	for code in 413 201; do
+		pick_port pa
+		pick_port pp
+		rm -rf "$T/peer" "$T/A"
+		put_only_peer "$pp" "$code"
+		node_conf A "listen 127.0.0.1:$pa" "forward q http://127.0.0.1:$pp" "${FWD_OPTS[@]}"
+		seq 100 | on A mq-send -l -i q >"$T/ids"
+		node_start A
+		wait_for 30 on A queue_empty q
+		ls "$T/peer" | LC_ALL=C sort >"$T/at-peer"
+		each_once "$T/ids" "$T/at-peer" # each one stored by its own PUT, none only "acked"
+		on A count_is 0 q dead
+		nlog_has A "the peer takes no batches \\(HTTP $code\\)"
+		node_kill9 A
+	done
 }
 
 # ---- 2. the receiver is down, then up ----
