@@ -254,14 +254,15 @@ keep_answer(char *p, size_t size, size_t n, void *arg)
 	return len;
 }
 
+/* An answer's header line: its Retry-After into *arg (a long). */
 static size_t
 header_line(char *p, size_t size, size_t n, void *arg)
 {
-	struct xfer *x = arg;
+	long *ra = arg;
 	size_t len = size * n;
 	long s = retry_after(p, len);
 	if (s >= 0)
-		x->retry_after = s;
+		*ra = s;
 	return len;
 }
 
@@ -660,7 +661,7 @@ xfer_send(struct xfer *x)
 	curl_easy_setopt(x->h, CURLOPT_WRITEFUNCTION, keep_answer);
 	curl_easy_setopt(x->h, CURLOPT_WRITEDATA, x);
 	curl_easy_setopt(x->h, CURLOPT_HEADERFUNCTION, header_line);
-	curl_easy_setopt(x->h, CURLOPT_HEADERDATA, x);
+	curl_easy_setopt(x->h, CURLOPT_HEADERDATA, &x->retry_after);
 	curl_easy_setopt(x->h, CURLOPT_ERRORBUFFER, x->errbuf);
 	curl_easy_setopt(x->h, CURLOPT_PRIVATE, x);
 	if (x->size <= DIGEST_MAX && digest_file(x->fd, x->size, x->body, line, sizeof line) == 0) {
@@ -767,17 +768,6 @@ keep_batch_answer(char *p, size_t size, size_t n, void *arg)
 	return len;
 }
 
-static size_t
-batch_header_line(char *p, size_t size, size_t n, void *arg)
-{
-	struct batch *b = arg;
-	size_t len = size * n;
-	long s = retry_after(p, len);
-	if (s >= 0)
-		b->retry_after = s;
-	return len;
-}
-
 /* Each member by a PUT of its own. */
 static void
 batch_unbundle(struct relayd *r, struct batch *b)
@@ -793,6 +783,19 @@ batch_unbundle(struct relayd *r, struct batch *b)
 	free(v);
 }
 
+/* b could not be sent: each member back to the queue, uncounted. */
+static void
+batch_give_back(struct relayd *r, struct batch *b)
+{
+	struct xfer **v = b->v;
+	size_t n = b->n;
+	b->v = NULL;
+	batch_free(r, b);
+	for (size_t i = 0; i < n; i++)
+		give_back(v[i]);
+	free(v);
+}
+
 static void
 batch_send(struct relayd *r, struct consumer *c, struct batch *b)
 {
@@ -800,34 +803,22 @@ batch_send(struct relayd *r, struct consumer *c, struct batch *b)
 	char url[600];
 	snprintf(url, sizeof url, "%s/v1/queues/%s/batch", c->url, c->to);
 	if (!(b->h = easy_new(r, c, url, &b->hdrs, "application/vnd.spoolmq.batch", false))) {
-		struct xfer **v = b->v;
-		size_t n = b->n;
-		b->v = NULL;
-		batch_free(r, b);
-		for (size_t i = 0; i < n; i++)
-			give_back(v[i]);
-		free(v);
+		batch_give_back(r, b);
 		return;
 	}
 	curl_easy_setopt(b->h, CURLOPT_POSTFIELDS, b->body);
 	curl_easy_setopt(b->h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)b->len);
 	curl_easy_setopt(b->h, CURLOPT_WRITEFUNCTION, keep_batch_answer);
 	curl_easy_setopt(b->h, CURLOPT_WRITEDATA, b);
-	curl_easy_setopt(b->h, CURLOPT_HEADERFUNCTION, batch_header_line);
-	curl_easy_setopt(b->h, CURLOPT_HEADERDATA, b);
+	curl_easy_setopt(b->h, CURLOPT_HEADERFUNCTION, header_line);
+	curl_easy_setopt(b->h, CURLOPT_HEADERDATA, &b->retry_after);
 	curl_easy_setopt(b->h, CURLOPT_ERRORBUFFER, b->errbuf);
 	curl_easy_setopt(b->h, CURLOPT_PRIVATE, b->v[0]);
 	curl_easy_setopt(b->h, CURLOPT_HTTPHEADER, b->hdrs);
 	if (curl_multi_add_handle(r->fm->multi, b->h) != CURLM_OK) {
 		curl_easy_cleanup(b->h);
 		b->h = NULL;
-		struct xfer **v = b->v;
-		size_t n = b->n;
-		b->v = NULL;
-		batch_free(r, b);
-		for (size_t i = 0; i < n; i++)
-			give_back(v[i]);
-		free(v);
+		batch_give_back(r, b);
 		return;
 	}
 	if (c->running > f->inflight_peak)
