@@ -768,9 +768,9 @@ keep_batch_answer(char *p, size_t size, size_t n, void *arg)
 	return len;
 }
 
-/* Each member by a PUT of its own. */
+/* b is done with: freed, then each member, on its own again, to each(). */
 static void
-batch_unbundle(struct relayd *r, struct batch *b)
+batch_dissolve(struct relayd *r, struct batch *b, void (*each)(struct xfer *))
 {
 	struct xfer **v = b->v;
 	size_t n = b->n;
@@ -778,22 +778,23 @@ batch_unbundle(struct relayd *r, struct batch *b)
 	batch_free(r, b);
 	for (size_t i = 0; i < n; i++) {
 		v[i]->b = NULL;
-		xfer_send(v[i]);
+		each(v[i]);
 	}
 	free(v);
+}
+
+/* Each member by a PUT of its own. */
+static void
+batch_unbundle(struct relayd *r, struct batch *b)
+{
+	batch_dissolve(r, b, xfer_send);
 }
 
 /* b could not be sent: each member back to the queue, uncounted. */
 static void
 batch_give_back(struct relayd *r, struct batch *b)
 {
-	struct xfer **v = b->v;
-	size_t n = b->n;
-	b->v = NULL;
-	batch_free(r, b);
-	for (size_t i = 0; i < n; i++)
-		give_back(v[i]);
-	free(v);
+	batch_dissolve(r, b, give_back);
 }
 
 static void
@@ -906,13 +907,7 @@ batch_finish(struct batch *b, CURLcode res)
 			settle(x, res, status);
 		}
 	}
-	struct xfer **v = b->v;
-	size_t n = b->n;
-	b->v = NULL;
-	batch_free(r, b);
-	for (size_t i = 0; i < n; i++)
-		xfer_free(v[i]);
-	free(v);
+	batch_dissolve(r, b, xfer_free);
 }
 
 void
