@@ -701,7 +701,7 @@ batch_free(struct relayd *r, struct batch *b)
 static int
 batch_grow(struct batch *b, size_t more)
 {
-	if (b->len + more <= b->room)
+	if (b->body && b->len + more <= b->room)
 		return 0;
 	size_t room = b->room ? b->room : 16384;
 	while (room < b->len + more)
@@ -720,7 +720,7 @@ batch_add(struct batch *b, struct xfer *x)
 	char head[200], dig[160];
 	if (b->n == b->cap) {
 		size_t cap = b->cap ? b->cap * 2 : 64;
-		struct xfer **v = realloc(b->v, cap * sizeof *v);
+		struct xfer **v = realloc(b->v, cap * sizeof *v); /* NOLINT(bugprone-sizeof-expression): of pointers */
 		if (!v)
 			return -1;
 		b->v = v, b->cap = cap;
