@@ -19,8 +19,10 @@
  * What one dispatch claims together (a backlog) goes together: up to
  * `batch` small messages in one POST /v1/queues/Q/batch (PROTOCOL.md 4a),
  * whose answer has a status for each, settled as a PUT's answer would be.
- * One message alone, a large one, or a peer that answers the batch path
- * with 404 or 405 (one that predates it): a PUT each, as before.
+ * One message alone, a large one, or a peer whose answer to a batch is
+ * not about its messages (404 or 405 from one that predates batches, a
+ * proxy's 413, a 201 for the whole body): a PUT each, as before; a 4xx of
+ * a whole batch never buries its messages (batch_status_applies).
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -63,7 +65,7 @@ struct fwd {
 	long credit;            /* acks since the width last grew */
 	long low_width;         /* the lowest width logged */
 	bool paused;            /* 401/403 */
-	bool no_batch;          /* the peer answered a batch with 404 or 405: PUT each */
+	bool no_batch;          /* the peer takes no batches (batch_finish): PUT each */
 	struct batch *open;     /* being gathered by this dispatch */
 	char last_error[256];
 	long long by_status[6]; /* answers by class (0: no answer) */
